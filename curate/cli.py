@@ -1,0 +1,94 @@
+"""The `curate` command line: build, validate, schema, setup. Heavy imports happen inside commands
+so `curate --help` prints in well under a second."""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode="rich",
+                  help="curate: turn raw, messy sources into verified fine-tuning datasets for LLMs.")
+console = Console(stderr=True)
+out = Console()
+
+
+def _load(path: Path):
+    from curate.errors import CurateError
+    from curate.pipeline import load_yaml
+    try:
+        return load_yaml(path)
+    except CurateError as e:
+        console.print(f"[bold red]error[/] {e}", markup=True, highlight=False)
+        raise typer.Exit(2) from None
+
+
+def _table(result) -> None:
+    from rich.table import Table
+    t = Table(title=f"curate build: {result.manifest['pipeline']}", show_lines=False)
+    for col in ("kind", "name", "rows in", "rows out", "rejected", "created", "seconds", "status"):
+        t.add_column(col, justify="right" if col.startswith(("rows", "rej", "cre", "sec")) else "left")
+    for r in result.reports:
+        status = "cached" if r.cached else ("planned" if result.planned else "ran")
+        if result.planned and r.extra.get("would_run"):
+            status = "would run"
+        t.add_row(r.kind, r.name, f"{r.rows_in:,}" if r.kind != "source" else "",
+                  f"{r.rows_out:,}" if r.kind != "output" else "", f"{r.rows_rejected:,}",
+                  f"{r.rows_created:,}" if r.rows_created else "", f"{r.seconds:.2f}", status)
+    out.print(t)
+
+
+@app.command()
+def build(pipeline: Path = typer.Argument(..., help="Pipeline YAML file."),
+          force: bool = typer.Option(False, "--force", help="Ignore every cache and recompute."),
+          only: Optional[str] = typer.Option(None, "--only", metavar="STEP",
+                                             help="Recompute STEP (using cached upstream results) and stop after it; no outputs."),
+          dry_run: bool = typer.Option(False, "--dry-run", help="Validate and show what would run, without running."),
+          quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars.")) -> None:
+    """Run a pipeline: sources → steps → outputs, with caching, accounting and a manifest."""
+    from curate.errors import CurateError
+    p = _load(pipeline)
+    try:
+        result = p.run(force=force, only=only, dry_run=dry_run, progress=not quiet, console=console)
+    except CurateError as e:
+        console.print(f"[bold red]error[/] {e}", highlight=False)
+        raise typer.Exit(1) from None
+    _table(result)
+    if not dry_run:
+        if result.all_cached:
+            out.print("every step cached: nothing recomputed")
+        out.print(f"manifest: {result.manifest_path}")
+        if result.rejects_path:
+            out.print(f"rejects:  {result.rejects_path}")
+        for f in result.outputs:
+            out.print(f"output:   {f}")
+
+
+@app.command()
+def validate(pipeline: Path = typer.Argument(..., help="Pipeline YAML file.")) -> None:
+    """Check a pipeline file without running it; errors name the file, line and key."""
+    p = _load(pipeline)
+    out.print(f"[green]ok[/] {pipeline}: {len(p.sources)} sources, {len(p.steps)} steps, "
+              f"{len(p.outputs)} outputs")
+
+
+@app.command()
+def schema(output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write to this file instead of stdout.")) -> None:
+    """Print the JSON Schema of pipeline files (for editor autocompletion)."""
+    from curate.pipeline import json_schema
+    text = json.dumps(json_schema(), indent=2)
+    if output:
+        output.write_text(text + "\n")
+    else:
+        sys.stdout.write(text + "\n")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

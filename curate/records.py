@@ -1,0 +1,80 @@
+"""Record conventions shared by every source, step and output.
+
+Every row carries ``id`` (stable, content-derived), ``source`` (``connector:locator``, e.g.
+``csv:data/sms.tsv:12``) and ``origin`` (the name of the pipeline source it came from), plus the
+user's fields. Rejected rows additionally carry ``step`` and ``reason`` (and optional ``detail``).
+"""
+from __future__ import annotations
+
+from typing import Iterable
+
+import polars as pl
+import xxhash
+
+ID, SOURCE, ORIGIN = "id", "source", "origin"
+STEP, REASON, DETAIL = "step", "reason", "detail"
+RESERVED = (ID, SOURCE, ORIGIN)
+REJECT_COLUMNS = (STEP, REASON, DETAIL)
+
+
+def content_columns(df: pl.DataFrame) -> list[str]:
+    """User fields: everything but the reserved and reject bookkeeping columns."""
+    return [c for c in df.columns if c not in RESERVED and c not in REJECT_COLUMNS]
+
+
+def content_ids(df: pl.DataFrame, columns: Iterable[str] | None = None) -> pl.Series:
+    """Stable ids from row content: xxh3-64 of the row's fields as NDJSON (sorted keys).
+
+    Rows with identical content get the same base id; the k-th repeat (k ≥ 1, in row order)
+    gets ``<id>-k`` so ids stay unique and deterministic.
+    """
+    cols = sorted(columns if columns is not None else content_columns(df))
+    if df.height == 0:
+        return pl.Series(ID, [], dtype=pl.String)
+    if not cols:
+        base = pl.Series(ID, ["0" * 16] * df.height)
+    else:
+        # One NDJSON line per row: a stable, type-aware serialisation done in Rust.
+        lines = df.select(cols).write_ndjson().splitlines()
+        base = pl.Series(ID, [xxhash.xxh3_64_hexdigest(b) for b in
+                              (ln.encode() for ln in lines)], dtype=pl.String)
+    frame = pl.DataFrame({ID: base})
+    rep = frame.select(pl.int_range(pl.len()).over(ID).alias("k"))["k"]
+    return (
+        frame.with_columns(rep)
+        .select(pl.when(pl.col("k") == 0).then(pl.col(ID))
+                .otherwise(pl.col(ID) + "-" + pl.col("k").cast(pl.String)).alias(ID))[ID]
+    )
+
+
+def with_ids(df: pl.DataFrame) -> pl.DataFrame:
+    """Return ``df`` with a content-derived ``id`` column first (replacing any existing one)."""
+    ids = content_ids(df)
+    return df.with_columns(ids).select([ID] + [c for c in df.columns if c != ID])
+
+
+def reject(df: pl.DataFrame, step: str, reason: str | pl.Expr,
+           detail: str | pl.Expr | None = None, **extra: pl.Expr | str) -> pl.DataFrame:
+    """Mark rows of ``df`` as rejected by ``step`` with ``reason`` (and optional detail/extra)."""
+    def lit(v):
+        return v if isinstance(v, pl.Expr) else pl.lit(v, dtype=pl.String)
+    cols = [pl.lit(step, dtype=pl.String).alias(STEP), lit(reason).alias(REASON),
+            (lit(detail) if detail is not None else pl.lit(None, dtype=pl.String)).alias(DETAIL)]
+    cols += [lit(v).alias(k) for k, v in extra.items()]
+    return df.with_columns(cols)
+
+
+def empty_rejects(schema_from: pl.DataFrame | None = None) -> pl.DataFrame:
+    """An empty reject frame (optionally with the columns of ``schema_from``)."""
+    base = schema_from.clear() if schema_from is not None else pl.DataFrame()
+    return base.with_columns(pl.lit(None, dtype=pl.String).alias(c) for c in REJECT_COLUMNS)
+
+
+def concat(frames: list[pl.DataFrame]) -> pl.DataFrame:
+    """Concatenate frames whose columns may differ (missing columns become null)."""
+    frames = [f for f in frames if f is not None and (f.width > 0)]
+    if not frames:
+        return pl.DataFrame()
+    if len(frames) == 1:
+        return frames[0]
+    return pl.concat(frames, how="diagonal_relaxed")

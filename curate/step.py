@@ -1,0 +1,163 @@
+"""The step protocol: one small class per step, a pydantic config, polars batches in,
+kept rows + rejected rows (with a ``reason``) out.
+
+Three shapes cover almost every step:
+
+* :class:`Filter` — return ``(reason, keep_expression)`` pairs; the base class evaluates them
+  vectorised and records the first failing reason per row.
+* :class:`Mapper` — return the batch with new or rewritten columns (same rows, same ids).
+* :class:`Step` with ``scope = "global"`` — sees the whole table (dedup, balance, split, synth).
+
+The engine owns accounting (every input id leaves exactly once, as kept or rejected; new ids are
+counted as created), timing, caching and the reject files.
+"""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, ClassVar, Literal
+
+import polars as pl
+from pydantic import BaseModel, ConfigDict, Field
+
+from curate import records as R
+
+
+class StepConfig(BaseModel):
+    """Options every step accepts."""
+
+    model_config = ConfigDict(extra="forbid")
+    apply_to: list[str] | None = Field(
+        default=None,
+        description="Names of sources (the `origin` of rows) this step applies to; other rows pass "
+                    "through untouched. Default: all rows.")
+
+
+@dataclass
+class StepResult:
+    """What a step returns: kept rows, rejected rows (with step/reason/detail) and stats."""
+
+    kept: pl.DataFrame
+    rejected: pl.DataFrame = field(default_factory=pl.DataFrame)
+    stats: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class StepContext:
+    """What the engine hands a step while it runs."""
+
+    step_name: str
+    index: int
+    seed: int
+    workdir: Path                      # scratch space private to this step's fingerprint
+    batch_size: int = 50_000
+    progress: Callable[[int, int | None], None] = lambda advance, total=None: None
+    shards: "Any" = None               # curate.cache.ShardStore for resumable work
+    log: Callable[[str], None] = lambda msg: None
+    extras: dict[str, Any] = field(default_factory=dict)
+
+
+class Step(ABC):
+    """Base class. Subclasses set ``Config`` and implement :meth:`process`."""
+
+    name: ClassVar[str] = "step"
+    Config: ClassVar[type[StepConfig]] = StepConfig
+    scope: ClassVar[Literal["batch", "global"]] = "batch"
+    #: Bump when behaviour changes so cached results are recomputed.
+    version: ClassVar[str] = "1"
+    #: Batch steps that are slow (LLM calls, translation) set this: each finished batch is
+    #: written as a shard, so a killed run resumes without losing or repeating rows.
+    resumable: ClassVar[bool] = False
+
+    def __init__(self, config: StepConfig | dict[str, Any] | None = None, **kwargs: Any) -> None:
+        if config is None:
+            config = self.Config(**kwargs)
+        elif isinstance(config, dict):
+            config = self.Config(**{**config, **kwargs})
+        elif kwargs:
+            config = config.model_copy(update=kwargs)
+        self.config = config
+        #: The configuration as written (``${env:..}`` unresolved) — used for hashing/manifests.
+        self.raw_config: dict[str, Any] = config.model_dump(mode="json")
+
+    @abstractmethod
+    def process(self, df: pl.DataFrame, ctx: StepContext) -> StepResult:
+        """Process one batch (or the whole table when ``scope == "global"``)."""
+
+    def merge_stats(self, stats: list[dict[str, Any]]) -> dict[str, Any]:
+        """Combine per-batch stats; default sums numbers and nested number dicts."""
+        return merge_numeric(stats)
+
+    def describe(self) -> str:
+        return self.name
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.config!r})"
+
+
+def merge_numeric(stats: list[dict[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for s in stats:
+        for k, v in s.items():
+            if isinstance(v, (int, float)) and not isinstance(v, bool) and isinstance(out.get(k, 0), (int, float)):
+                out[k] = out.get(k, 0) + v
+            elif isinstance(v, dict):
+                out[k] = merge_numeric([out.get(k, {}), v]) if isinstance(out.get(k, {}), dict) else v
+            else:
+                out[k] = v
+    return out
+
+
+class Filter(Step):
+    """A step that keeps or rejects rows by vectorised boolean expressions."""
+
+    def prepare(self, df: pl.DataFrame, ctx: StepContext) -> pl.DataFrame:
+        """Optionally add helper columns (prefixed ``_``) the filters read; dropped afterwards."""
+        return df
+
+    @abstractmethod
+    def filters(self) -> list[tuple[str, pl.Expr]]:
+        """``(reason, keep_expr)`` pairs, checked in order; the first failing one is recorded."""
+
+    def details(self) -> dict[str, pl.Expr]:
+        """Optional ``reason -> detail expression`` to explain a rejection (e.g. the length)."""
+        return {}
+
+    def process(self, df: pl.DataFrame, ctx: StepContext) -> StepResult:
+        work = self.prepare(df, ctx)
+        checks = self.filters()
+        if not checks:
+            return StepResult(kept=df, rejected=R.empty_rejects(df))
+        reason = None
+        for rs, keep in reversed(checks):
+            cond = ~keep.fill_null(False)
+            reason = (pl.when(cond).then(pl.lit(rs)).otherwise(reason)) if reason is not None \
+                else pl.when(cond).then(pl.lit(rs)).otherwise(pl.lit(None, dtype=pl.String))
+        dets = self.details()
+        detail = pl.lit(None, dtype=pl.String)
+        for rs, expr in dets.items():
+            detail = pl.when(pl.col("_reason") == rs).then(expr.cast(pl.String)).otherwise(detail)
+        work = work.with_columns(reason.alias("_reason"))
+        work = work.with_columns(detail.alias("_detail"))
+        helper = [c for c in work.columns if c.startswith("_") and c not in df.columns]
+        kept = work.filter(pl.col("_reason").is_null()).drop(helper)
+        rej = work.filter(pl.col("_reason").is_not_null())
+        rej = R.reject(rej, self.name, pl.col("_reason"), pl.col("_detail")).drop(helper)
+        counts = rej.group_by(R.REASON).len().rows() if rej.height else []
+        return StepResult(kept=kept, rejected=rej, stats={"rejected_by_reason": dict(counts)})
+
+
+class Mapper(Step):
+    """A step that rewrites or adds columns; keeps every row and its id."""
+
+    @abstractmethod
+    def map(self, df: pl.DataFrame, ctx: StepContext) -> pl.DataFrame:
+        """Return ``df`` with columns rewritten/added (same height and row order)."""
+
+    def process(self, df: pl.DataFrame, ctx: StepContext) -> StepResult:
+        out = self.map(df, ctx)
+        if out.height != df.height:
+            from curate.errors import StepError
+            raise StepError(f"mapper {self.name} changed the row count ({df.height} -> {out.height})")
+        return StepResult(kept=out, rejected=R.empty_rejects(df))

@@ -28,9 +28,12 @@ def _load(path: Path):
 
 def _table(result) -> None:
     from rich.table import Table
-    t = Table(title=f"curate build: {result.manifest['pipeline']}", show_lines=False)
-    for col in ("kind", "name", "rows in", "rows out", "rejected", "created", "seconds", "status"):
-        t.add_column(col, justify="right" if col.startswith(("rows", "rej", "cre", "sec")) else "left")
+    t = Table(title=f"curate build: {result.manifest['pipeline']}")
+    t.add_column("kind")
+    t.add_column("name", overflow="fold", min_width=14)
+    for col in ("in", "out", "rejected", "created", "sec"):
+        t.add_column(col, justify="right")
+    t.add_column("status")
     for r in result.reports:
         status = "cached" if r.cached else ("planned" if result.planned else "ran")
         if result.planned and r.extra.get("would_run"):
@@ -84,6 +87,24 @@ def schema(output: Optional[Path] = typer.Option(None, "--output", "-o", help="W
         output.write_text(text + "\n")
     else:
         sys.stdout.write(text + "\n")
+
+
+setup_app = typer.Typer(help="One-time set-up of offline resources (no hidden downloads).", no_args_is_help=True)
+app.add_typer(setup_app, name="setup")
+
+
+@setup_app.command("wordnet")
+def setup_wordnet(target: Optional[Path] = typer.Option(None, help="NLTK data folder (default: the first NLTK data root)."),
+                  ) -> None:
+    """Make NLTK find WordNet from Debian's `wordnet-base` package (apt-get install wordnet-base)."""
+    from curate.errors import CurateError
+    from curate.setup_wordnet import install_wordnet
+    try:
+        path = install_wordnet(target)
+    except CurateError as e:
+        console.print(f"[bold red]error[/] {e}", highlight=False)
+        raise typer.Exit(1) from None
+    out.print(f"WordNet ready for NLTK at {path}")
 
 
 def main() -> None:

@@ -271,7 +271,8 @@ class Engine:
                 reports.append(rep)
                 written += [Path(f["path"]) for f in files]
                 manifest["outputs"].append({"name": sink.name, "config": sink.raw_config,
-                                            "rows": rep.rows_in, "cached": rep.cached, "files": files})
+                                            "rows": rep.rows_in, "cached": rep.cached, "files": files,
+                                            "stats": rep.extra})
 
         # ---------------- rejects + manifest
         rejects_path = self._write_rejects(reject_frames, out_dir)
@@ -411,6 +412,7 @@ class Engine:
             files = json.loads(record.read_text())
             if all(Path(f["path"]).exists() and sha256_file(Path(f["path"])) == f["sha256"] for f in files["files"]):
                 rep.cached, rep.rows_in = True, files["rows"]
+                rep.extra = files.get("stats", {})
                 return rep, files["files"]
         t0 = time.time()
         df = sink.select(final)
@@ -419,7 +421,8 @@ class Engine:
                  for pth in paths]
         rep.rows_in = df.height
         rep.seconds = time.time() - t0
-        write_json({"rows": df.height, "files": files}, record)
+        rep.extra = dict(getattr(sink, "stats", None) or {})
+        write_json({"rows": df.height, "files": files, "stats": rep.extra}, record)
         return rep, files
 
     def _write_rejects(self, frames: list, out_dir: Path) -> Path | None:

@@ -31,6 +31,8 @@ class Sink(ABC):
             config = self.Config(**{**config, **kwargs})
         self.config = config
         self.raw_config: dict[str, Any] = config.model_dump(mode="json")
+        #: What the last ``write`` wants recorded in the manifest (counts, warnings, ...).
+        self.stats: dict[str, Any] = {}
 
     @abstractmethod
     def targets(self) -> list[Path]:

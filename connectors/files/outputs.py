@@ -1,0 +1,157 @@
+"""Outputs ``jsonl``, ``parquet``, ``csv`` and ``hf_dataset``: the final table written atomically
+(temp file or folder beside the target, then rename), optionally with chosen/renamed columns."""
+from __future__ import annotations
+
+import gzip
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import BinaryIO
+
+import polars as pl
+from pydantic import Field
+
+from curate import records as R
+from curate.cache import atomic_path
+from curate.errors import DataError
+from curate.registry import register_output
+from curate.sink import Sink, SinkConfig
+
+
+class FileOutputConfig(SinkConfig):
+    """Column selection shared by the file outputs."""
+
+    columns: list[str] | dict[str, str] | None = Field(
+        default=None,
+        description="Columns to write, in order: a list of names, or {output_name: column} to "
+                    "rename as well. Default: every column.")
+    drop_meta: bool = Field(default=False, description="Leave out the bookkeeping columns id, source, origin.")
+
+
+class PathOutputConfig(FileOutputConfig):
+    path: str = Field(description="File to write (its folder is created); jsonl and csv are "
+                                  "gzip-compressed when it ends with `.gz`.")
+
+
+class CsvOutputConfig(PathOutputConfig):
+    delimiter: str = Field(default=",", min_length=1, max_length=1, description="Field separator.")
+
+
+class HfDatasetOutputConfig(FileOutputConfig):
+    dir: str = Field(description="Folder to write with `datasets`' save_to_disk (replaced whole).")
+
+
+def shape(df: pl.DataFrame, config: FileOutputConfig, where: str) -> pl.DataFrame:
+    """Apply ``drop_meta`` and ``columns``; a named column that is absent is a DataError."""
+    if config.drop_meta:
+        df = df.drop([c for c in R.RESERVED if c in df.columns])
+    cols = config.columns
+    if cols is None:
+        return df
+    mapping = {c: c for c in cols} if isinstance(cols, list) else dict(cols)
+    missing = [src for src in mapping.values() if src not in df.columns]
+    if missing:
+        raise DataError(f"{where}: columns names {missing[0]!r}, which is not in the data; "
+                        f"columns are: {', '.join(map(repr, df.columns))}")
+    return df.select([pl.col(src).alias(out) for out, src in mapping.items()])
+
+
+class _PathSink(Sink):
+    Config = PathOutputConfig
+
+    def targets(self) -> list[Path]:
+        return [Path(self.config.path)]
+
+    def write(self, df: pl.DataFrame, seed: int) -> list[Path]:
+        path = Path(self.config.path)
+        df = shape(df, self.config, f"output {self.name} ({path})")
+        with atomic_path(path) as tmp:
+            if path.name.lower().endswith(".gz") and self.name != "parquet":
+                # fixed header (no name, mtime 0): same rows → same bytes → cached output
+                with open(tmp, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", filename="",
+                                                           mtime=0, compresslevel=6) as f:
+                    self.dump(df, f)
+            else:
+                self.dump(df, tmp)
+        return [path]
+
+    def dump(self, df: pl.DataFrame, target: Path | BinaryIO) -> None:
+        raise NotImplementedError
+
+
+@register_output("jsonl")
+class JsonlOutput(_PathSink):
+    """One JSON object per line (UTF-8), types and nesting kept; loads with
+    ``datasets.load_dataset("json", data_files=...)``."""
+
+    def dump(self, df: pl.DataFrame, target: Path | BinaryIO) -> None:
+        df.write_ndjson(target)
+
+
+@register_output("parquet")
+class ParquetOutput(_PathSink):
+    """A Parquet file (zstd), types and nesting kept."""
+
+    def dump(self, df: pl.DataFrame, target: Path | BinaryIO) -> None:
+        df.write_parquet(target)
+
+
+@register_output("csv")
+class CsvOutput(_PathSink):
+    """CSV with a header (RFC 4180 quoting); nested values (lists, structs) are written as JSON."""
+
+    Config = CsvOutputConfig
+
+    def dump(self, df: pl.DataFrame, target: Path | BinaryIO) -> None:
+        df.with_columns(_json_text(c) for c, t in df.schema.items() if t.is_nested()).write_csv(
+            target, separator=self.config.delimiter)
+
+
+def _json_text(col: str) -> pl.Expr:
+    """A nested column as JSON text (vectorised: wrap in a struct, encode, strip the wrapper)."""
+    enc = pl.struct(pl.col(col).alias("v")).struct.json_encode()
+    return pl.when(pl.col(col).is_null()).then(None).otherwise(enc.str.slice(5, enc.str.len_chars() - 6)).alias(col)
+
+
+@register_output("hf_dataset")
+class HfDatasetOutput(Sink):
+    """A ``datasets.Dataset`` folder (save_to_disk), built from the table's Arrow data."""
+
+    Config = HfDatasetOutputConfig
+
+    def targets(self) -> list[Path]:
+        return [Path(self.config.dir)]
+
+    def write(self, df: pl.DataFrame, seed: int) -> list[Path]:
+        from datasets import Dataset
+        target = Path(self.config.dir)
+        df = shape(df, self.config, f"output hf_dataset ({target})")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+        old = None
+        try:
+            _save_quietly(Dataset(df.to_arrow()), tmp)
+            if target.exists():
+                old = target.with_name(f".{target.name}.old-{os.getpid()}")
+                os.replace(target, old)
+            os.replace(tmp, target)
+        finally:
+            if tmp.exists():
+                shutil.rmtree(tmp, ignore_errors=True)
+            if old is not None and old.exists():
+                shutil.rmtree(old, ignore_errors=True)
+        return sorted(p for p in target.rglob("*") if p.is_file())
+
+
+def _save_quietly(ds, path: Path) -> None:
+    """save_to_disk without its progress bar (the engine shows its own progress). An empty
+    dataset needs num_shards=1: datasets 5 otherwise writes no shard and cannot load it back."""
+    from datasets.utils import logging as dlog
+    was = dlog.is_progress_bar_enabled()
+    dlog.disable_progress_bar()
+    try:
+        ds.save_to_disk(str(path), num_shards=1 if len(ds) == 0 else None)
+    finally:
+        if was:
+            dlog.enable_progress_bar()

@@ -1,0 +1,63 @@
+"""The vectorised Gopher measures equal a plain-Python reference, row by row."""
+from __future__ import annotations
+
+import re
+from collections import Counter
+
+import polars as pl
+import pytest
+
+from curate.steps._clean_repetition import RepetitionConfig, repetition_fractions
+
+
+def _dups(elems: list[str]) -> tuple[int, int]:
+    seen, n, chars = set(), 0, 0
+    for e in elems:
+        if e in seen:
+            n, chars = n + 1, chars + len(e)
+        seen.add(e)
+    return n, chars
+
+
+def reference(text: str) -> dict[str, float]:
+    """Gopher/DataTrove definitions, written the obvious way (see the module docstring for the
+    two documented differences: top n-grams must repeat; duplicate n-gram characters are the
+    union of words covered by repeated occurrences)."""
+    L = len(text)
+    out = {}
+    paras = [p for p in re.split(r"\n{2,}", text.strip()) if p]
+    d, c = _dups(paras)
+    out["dup_para_frac"], out["dup_para_char_frac"] = (d / len(paras) if paras else 0.0), (c / L if L else 0.0)
+    lines = [x for x in text.split("\n") if x]
+    d, c = _dups(lines)
+    out["dup_line_frac"], out["dup_line_char_frac"] = (d / len(lines) if lines else 0.0), (c / L if L else 0.0)
+    words = re.findall(r"\w+", text)
+    for n in (2, 3, 4):
+        grams = Counter(" ".join(words[i:i + n]) for i in range(len(words) - n + 1))
+        best = max((len(g) * k for g, k in grams.items() if k >= 2), default=0)
+        out[f"top_{n}_gram"] = best / L if L else 0.0
+    for n in range(5, 11):
+        seen, covered = set(), set()
+        for i in range(len(words) - n + 1):
+            g = tuple(words[i:i + n])
+            if g in seen:
+                covered.update(range(i, i + n))
+            seen.add(g)
+        out[f"dup_{n}_gram"] = sum(len(words[i]) for i in covered) / L if L else 0.0
+    return out
+
+
+def test_matches_reference_on_sms_and_planted_texts(sms):
+    planted = ["buy now " * 50, "a\n\nb\n\na\n\na", "x y z " * 3 + "\n" + "p q r s t u v w " * 4,
+               "one two three four five six seven one two three four five six seven eight",
+               "", "   ", "word", "Home\nAbout\nHome\n\nHome\nContact\n"]
+    texts = planted + sms["text"].head(1500).to_list()
+    frame, rules = repetition_fractions(pl.Series(texts), RepetitionConfig())
+    assert [r for r, _ in rules][:4] == ["dup_para_frac", "dup_para_char_frac", "dup_line_frac",
+                                         "dup_line_char_frac"]
+    got = frame.to_dicts()
+    for text, row in zip(texts, got):
+        ref = reference(text)
+        for k, v in ref.items():
+            assert row[k] == pytest.approx(v, abs=1e-9), (text[:80], k)
+    assert got[0]["top_2_gram"] > 0.8 and got[1]["dup_para_frac"] == pytest.approx(0.5)

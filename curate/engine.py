@@ -195,7 +195,7 @@ class Engine:
             manifest["sources"].append({
                 "name": src.origin, "connector": src.name, "config": src.raw_config,
                 "rows": rep.rows_out, "rejected": rep.rows_rejected, "fingerprint": fp,
-                "cached": rep.cached, "seconds": round(rep.seconds, 3)})
+                "cached": rep.cached, "seconds": round(rep.seconds, 3), "stats": rep.extra})
         if dry_run and any(f is None for f in src_frames):
             data = None
             data_fp = fingerprint("sources", src_fps)
@@ -309,11 +309,13 @@ class Engine:
             rows, rejected, meta = cache.load()
             rep.cached, rep.seconds = True, meta["seconds"]
             rep.rows_out, rep.rows_rejected = rows.height, rejected.height
+            rep.extra = meta.get("stats", {})
             return rows, rejected, rep, fp
         if dry_run:
             rep.extra = {"would_run": True}
             return None, None, rep, fp
         t0 = time.time()
+        src.workdir = self.cache_root
         update = self._task(f"source {src.origin}", None)
         frames, rejects = [], []
         where = f"sources[{i}].{src.name} ({src.describe()})"
@@ -322,6 +324,10 @@ class Engine:
             rows = batch.rows
             if rows.height or rows.width:
                 rows = src.apply_mapping(rows, where)
+                # An input column named like a bookkeeping column is kept under another name.
+                clash = {c: f"input_{c}" for c in (R.ID, R.ORIGIN) if c in rows.columns}
+                if clash:
+                    rows = rows.rename(clash)
                 rows = rows.with_columns(pl.lit(src.origin, dtype=pl.String).alias(R.ORIGIN))
                 frames.append(rows)
             if batch.rejected is not None and batch.rejected.height:
@@ -342,9 +348,10 @@ class Engine:
         rejected = R.concat(rejects) if rejects else pl.DataFrame()
         rep.seconds = time.time() - t0
         rep.rows_out, rep.rows_rejected = rows.height, rejected.height
+        rep.extra = dict(src.stats)
         if cache is not None:
             cache.save(rows, rejected, {"rows": rows.height, "rejected": rejected.height,
-                                        "seconds": rep.seconds})
+                                        "seconds": rep.seconds, "stats": rep.extra})
         if fp is None:
             fp = frame_fingerprint(rows)
         return rows, rejected, rep, fp
@@ -410,7 +417,7 @@ class Engine:
         import json
         if record.exists() and not force:
             files = json.loads(record.read_text())
-            if all(Path(f["path"]).exists() and sha256_file(Path(f["path"])) == f["sha256"] for f in files["files"]):
+            if files["files"] and all(Path(f["path"]).exists() and sha256_file(Path(f["path"])) == f["sha256"] for f in files["files"]):
                 rep.cached, rep.rows_in = True, files["rows"]
                 rep.extra = files.get("stats", {})
                 return rep, files["files"]

@@ -171,7 +171,7 @@ def _allowed_keys(model: type[BaseModel] | None, loc: tuple) -> list[str]:
         cur = next((a for a in (typing.get_args(info.annotation) or (info.annotation,))
                     if isinstance(a, type) and issubclass(a, BaseModel)), None)
     if isinstance(cur, type) and issubclass(cur, BaseModel):
-        return list(cur.model_fields)
+        return [f.alias or n for n, f in cur.model_fields.items()]
     return []
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, ClassVar, Iterator
 
 import polars as pl
@@ -51,6 +52,11 @@ class Source(ABC):
         self.config = config
         self.raw_config: dict[str, Any] = config.model_dump(mode="json")
         self.origin = config.name or self.name
+        #: Where the source may keep state (crawl checkpoints ...); the engine sets it to the
+        #: pipeline's cache folder before reading.
+        self.workdir: Path = Path(".curate")
+        #: Counters the source wants in the manifest (retries, pages skipped, ...).
+        self.stats: dict[str, Any] = {}
 
     def fingerprint(self) -> str | None:
         """A cheap fingerprint of the input (e.g. file paths, sizes, mtimes), or ``None`` when the

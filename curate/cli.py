@@ -16,13 +16,18 @@ console = Console(stderr=True)
 out = Console()
 
 
+def _error(e: Exception) -> None:
+    """Print an error without wrapping, so `file:line key: message` stays on one line."""
+    console.print(f"[bold red]error[/] {e}", highlight=False, soft_wrap=True)
+
+
 def _load(path: Path):
     from curate.errors import CurateError
     from curate.pipeline import load_yaml
     try:
         return load_yaml(path)
     except CurateError as e:
-        console.print(f"[bold red]error[/] {e}", markup=True, highlight=False)
+        _error(e)
         raise typer.Exit(2) from None
 
 
@@ -50,14 +55,16 @@ def build(pipeline: Path = typer.Argument(..., help="Pipeline YAML file."),
           only: Optional[str] = typer.Option(None, "--only", metavar="STEP",
                                              help="Recompute STEP (using cached upstream results) and stop after it; no outputs."),
           dry_run: bool = typer.Option(False, "--dry-run", help="Validate and show what would run, without running."),
+          no_train: bool = typer.Option(False, "--no-train", help="Skip the pipeline's `train:` section."),
           quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars.")) -> None:
-    """Run a pipeline: sources → steps → outputs, with caching, accounting and a manifest."""
+    """Run a pipeline: sources → steps → outputs (→ train), with caching, accounting and a manifest."""
     from curate.errors import CurateError
     p = _load(pipeline)
     try:
-        result = p.run(force=force, only=only, dry_run=dry_run, progress=not quiet, console=console)
+        result = p.run(force=force, only=only, dry_run=dry_run, progress=not quiet, console=console,
+                       train=not no_train)
     except CurateError as e:
-        console.print(f"[bold red]error[/] {e}", highlight=False)
+        _error(e)
         raise typer.Exit(1) from None
     _table(result)
     if not dry_run:
@@ -68,6 +75,30 @@ def build(pipeline: Path = typer.Argument(..., help="Pipeline YAML file."),
             out.print(f"rejects:  {result.rejects_path}")
         for f in result.outputs:
             out.print(f"output:   {f}")
+        if "train" in result.manifest:
+            t = result.manifest["train"]
+            out.print(f"trained:  {t['output_dir']}" + (" (cached)" if t.get("cached") else ""))
+
+
+@app.command()
+def train(config: Path = typer.Argument(..., help="Train YAML, or a pipeline file with a `train:` section."),
+          quiet: bool = typer.Option(False, "--quiet", "-q", help="No per-step log lines.")) -> None:
+    """Fine-tune on curate's outputs: SFT / DPO / classification with LoRA, DoRA, QLoRA, full, ..."""
+    from curate.errors import CurateError
+    from curate.train import load_train_config, run_training
+    try:
+        cfg = load_train_config(config)
+    except CurateError as e:
+        _error(e)
+        raise typer.Exit(2) from None
+    try:
+        result = run_training(cfg, console=None if quiet else console)
+    except CurateError as e:
+        _error(e)
+        raise typer.Exit(1) from None
+    m = result.metrics
+    out.print(f"trained {m['global_step']} steps ({m['method']}, {100 * m['trainable_fraction']:.2f}% trainable)")
+    out.print(f"model:    {result.model_dir}\nmetrics:  {result.metrics_path}\ncard:     {result.model_card_path}")
 
 
 @app.command()
@@ -102,7 +133,7 @@ def setup_wordnet(target: Optional[Path] = typer.Option(None, help="NLTK data fo
     try:
         path = install_wordnet(target)
     except CurateError as e:
-        console.print(f"[bold red]error[/] {e}", highlight=False)
+        _error(e)
         raise typer.Exit(1) from None
     out.print(f"WordNet ready for NLTK at {path}")
 

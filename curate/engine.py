@@ -63,6 +63,7 @@ class RunResult:
     reports: list[StepReport]
     final_path: Path | None = None
     planned: bool = False
+    training: Any = None           # curate.train.TrainResult when a train: section ran
 
     def data(self) -> pl.DataFrame:
         """The final table (after the last step)."""

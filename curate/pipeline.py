@@ -38,6 +38,8 @@ class PipelineSettings(RunSettings):
     sources: list[dict[str, Any]] = Field(min_length=1, description="Where records come from.")
     steps: list[dict[str, Any]] = Field(default_factory=list, description="Steps, applied in order.")
     outputs: list[dict[str, Any]] = Field(default_factory=list, description="Files to write.")
+    train: dict[str, Any] | None = Field(
+        default=None, description="Optional fine-tune run on the outputs (see `curate train`; curate.train.TrainConfig).")
 
 
 # ---------------------------------------------------------------------------- YAML with lines
@@ -249,6 +251,15 @@ def load_yaml(path: str | Path, resolve: bool = True) -> "Pipeline":
     except ValidationError as e:
         errors.extend(_pydantic_errors(e, PipelineSettings, (), path_s, lines, raw))
         raise PipelineErrors(errors) from None
+    train = None
+    if settings.train is not None:
+        from curate.train import train_config_from_dict
+        try:
+            train = train_config_from_dict(data["train"], path=path_s, lines=lines, prefix=("train",))
+        except PipelineErrors as e:
+            errors.extend(e.errors)
+        except PipelineFileError as e:
+            errors.append(e)
     built: dict[str, list] = {}
     for section, kind in SECTIONS.items():
         built[section] = []
@@ -259,9 +270,15 @@ def load_yaml(path: str | Path, resolve: bool = True) -> "Pipeline":
                 built[section].append(obj)
     if errors:
         raise PipelineErrors(errors)
-    return Pipeline(sources=built["sources"], steps=built["steps"], outputs=built["outputs"],
-                    **settings.model_dump(exclude={"sources", "steps", "outputs"}), path=path_s,
-                    _lines=lines)
+    pipeline = Pipeline(sources=built["sources"], steps=built["steps"], outputs=built["outputs"],
+                        **settings.model_dump(exclude={"sources", "steps", "outputs", "train"}),
+                        path=path_s, _lines=lines)
+    if train is not None:
+        if train.provenance is None:       # the model card cites this pipeline's manifest
+            train = train.model_copy(update={"provenance": str(pipeline.out_dir / "manifest.json")})
+        pipeline.train = train
+        pipeline.train_raw = raw["train"]  # as written: ${env:..} unresolved, for fingerprints
+    return pipeline
 
 
 # ---------------------------------------------------------------------------- public API
@@ -277,13 +294,18 @@ class Pipeline:
                  name: str = "pipeline", seed: int = 0, executor: str = "local",
                  workdir: str = ".curate", out_dir: str | None = None, rejects_format: str = "jsonl",
                  batch_size: int = 50_000, description: str | None = None, path: str | None = None,
-                 _lines: dict | None = None) -> None:
+                 train: Any = None, _lines: dict | None = None) -> None:
         RunSettings(name=name, seed=seed, executor=executor, workdir=workdir, out_dir=out_dir,
                     rejects_format=rejects_format, batch_size=batch_size, description=description)
         self.name, self.seed, self.executor, self.description = name, seed, executor, description
         self.workdir = Path(workdir)
         self.out_dir = Path(out_dir) if out_dir else Path("out") / name
         self.rejects_format, self.batch_size, self.path = rejects_format, batch_size, path
+        self.train, self.train_raw = None, None
+        if train is not None:
+            from curate.train import TrainConfig, train_config_from_dict
+            self.train = train if isinstance(train, TrainConfig) else train_config_from_dict(train, prefix=("train",))
+            self.train_raw = self.train.model_dump(mode="json")
         errors: list[PipelineFileError] = []
         self.sources = [self._coerce("source", s, ("sources", i), errors) for i, s in enumerate(sources)]
         self.steps = [self._coerce("step", s, ("steps", i), errors) for i, s in enumerate(steps or [])]
@@ -318,10 +340,36 @@ class Pipeline:
         return load_yaml(path)
 
     def run(self, *, force: bool = False, only: str | None = None, dry_run: bool = False,
-            progress: bool = False, console: Any = None):
-        """Run (or plan, with ``dry_run``) the pipeline; returns a :class:`curate.engine.RunResult`."""
+            progress: bool = False, console: Any = None, train: bool = True):
+        """Run (or plan, with ``dry_run``) the pipeline; returns a :class:`curate.engine.RunResult`.
+        With a ``train:`` section, fine-tunes on the outputs afterwards (``train=False`` skips it)."""
         from curate.engine import Engine
-        return Engine(self, progress=progress, console=console).run(force=force, only=only, dry_run=dry_run)
+        result = Engine(self, progress=progress, console=console).run(force=force, only=only, dry_run=dry_run)
+        if train and self.train is not None and not dry_run and only is None:
+            self._train(result, force, console)
+        return result
+
+    def _train(self, result, force: bool, console: Any) -> None:
+        """Fine-tune per the ``train:`` section, unless an identical run on identical data is done."""
+        import json
+
+        from curate.cache import fingerprint, write_json
+        from curate.train import run_training
+        data_fp = [f["sha256"] for o in result.manifest["outputs"] for f in o["files"]]
+        fp = fingerprint("train", self.train_raw, data_fp)
+        marker = Path(self.train.output_dir) / "curate-train.json"
+        entry: dict[str, Any] = {"output_dir": self.train.output_dir, "fingerprint": fp}
+        if not force and marker.exists() and json.loads(marker.read_text()).get("fingerprint") == fp:
+            entry.update(json.loads(marker.read_text()), cached=True)
+        else:
+            tr = run_training(self.train, console=console)
+            entry.update(cached=False, global_step=tr.global_step, model_dir=str(tr.model_dir),
+                         metrics=str(tr.metrics_path), model_card=str(tr.model_card_path))
+            write_json({k: v for k, v in entry.items() if k != "cached"}, marker)
+            result.training = tr
+        result.manifest["train"] = entry
+        if result.manifest_path is not None:
+            write_json(result.manifest, result.manifest_path)
 
 
 def json_schema() -> dict[str, Any]:
@@ -344,6 +392,12 @@ def json_schema() -> dict[str, Any]:
                              "properties": {name: {"$ref": f"#/$defs/{title}"}},
                              "description": (cls.__doc__ or "").strip().split("\n")[0]})
         schema["properties"][section]["items"] = {"oneOf": variants}
+    from curate.train.config import TrainConfig
+    sub = TrainConfig.model_json_schema(ref_template="#/$defs/{model}")
+    for k, v in sub.pop("$defs", {}).items():
+        defs.setdefault(k, v)
+    defs["TrainConfig"] = sub
+    schema["properties"]["train"] = {"anyOf": [{"$ref": "#/$defs/TrainConfig"}, {"type": "null"}]}
     schema["title"] = "curate pipeline"
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     return schema

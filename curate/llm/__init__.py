@@ -1,0 +1,10 @@
+"""LLM generation backends behind one interface: transformers (batched by a token budget),
+vLLM (optional) and OpenAI-compatible HTTP servers.
+
+Import-light on purpose: torch/transformers/httpx load only when a backend is built, and the
+package needs neither polars nor pydantic (so benchmark scripts run on bare GPU images)."""
+from __future__ import annotations
+
+from curate.llm.base import LLM, BackendSpec, Generation, SamplingParams, load_backend
+
+__all__ = ["LLM", "BackendSpec", "Generation", "SamplingParams", "load_backend"]

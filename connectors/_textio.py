@@ -27,6 +27,7 @@ import itertools
 import json
 from typing import Any, BinaryIO, Iterator, Literal
 
+import numpy as np
 import polars as pl
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -47,6 +48,12 @@ RAW = "raw"                  # column holding that text
 
 # csv.Error messages that are not about quoting
 _CSV_REASONS = {"field larger than field limit": "field_too_large"}
+
+
+def _csv_reason(err: Exception) -> str:
+    """Reject reason for a csv-module error (its messages carry numbers, so match prefixes)."""
+    msg = str(err)
+    return next((r for prefix, r in _CSV_REASONS.items() if msg.startswith(prefix)), "bad_quoting")
 
 
 # ============================================================================ options
@@ -191,12 +198,39 @@ def _ascii_compatible(codec: str) -> bool:
 class Block:
     """Consecutive physical lines: ``first`` is the 1-based number of ``lines[0]``; each text keeps
     its ``\\n``; ``errors`` maps the number of each line whose bytes did not decode to the codec
-    error with its byte offset (that line's text then holds U+FFFD)."""
+    error with its byte offset (that line's text then holds U+FFFD).
 
-    __slots__ = ("first", "lines", "errors")
+    A block is built from its lines or from their concatenation (``text``); the other form is
+    made on first use, so a reader that wants one string (the CSV fast path) never splits it.
+    """
 
-    def __init__(self, first: int, lines: list[str], errors: dict[int, str] | None = None) -> None:
-        self.first, self.lines, self.errors = first, lines, errors or {}
+    __slots__ = ("first", "_lines", "_text", "_n", "errors")
+
+    def __init__(self, first: int, lines: list[str] | None = None, errors: dict[int, str] | None = None,
+                 *, text: str | None = None) -> None:
+        self.first, self._lines, self._text, self.errors = first, lines, text, errors or {}
+        self._n = -1
+
+    @property
+    def lines(self) -> list[str]:
+        if self._lines is None:
+            self._lines = _split_keep(self._text or "", "\n")
+        return self._lines
+
+    def __len__(self) -> int:
+        """Number of lines (counted in ``text`` when the lines were not split yet)."""
+        if self._lines is not None:
+            return len(self._lines)
+        if self._n < 0:
+            text = self._text or ""
+            self._n = text.count("\n") + (1 if text and not text.endswith("\n") else 0)
+        return self._n
+
+    @property
+    def text(self) -> str:
+        if self._text is None:
+            self._text = "".join(self._lines or [])
+        return self._text
 
 
 class Line:
@@ -233,7 +267,7 @@ def iter_blocks(fileobj: BinaryIO, locator: str, encoding: str = "auto") -> Iter
             body, buf = buf[:cut], buf[cut:]
             block = _decode_block(body, codec, no + 1, offset)
             yield block
-            no += len(block.lines)
+            no += len(block)
             offset += len(body)
         if not chunk:
             break
@@ -280,7 +314,7 @@ def _split_keep(text, nl):
 def _decode_block(body: bytes, codec: str, first: int, offset: int) -> Block:
     """Decode whole lines at once; if that fails, line by line, flagging the bad ones."""
     try:
-        return Block(first, _split_keep(body.decode(codec), "\n"))
+        return Block(first, text=body.decode(codec))
     except UnicodeDecodeError:
         pass
     lines, errors = [], {}
@@ -439,6 +473,12 @@ def _csv_format(options: Any) -> dict[str, Any]:
                 quotechar=None if none else options.quotechar)
 
 
+# The fast path (one vectorised pass per block, see _simple_lines and _CsvParser._fast) is used for
+# every record it can prove the csv module would read as that one line; tests switch it off to
+# check that both paths give the same batches.
+FAST_PATH = True
+
+
 def iter_csv(fileobj: BinaryIO, locator: str, options: Any, origin: str, *,
              batch_rows: int = BATCH_ROWS, limit: int | None = None) -> Iterator[SourceBatch]:
     """Parse delimited text; every value is a string; locator ``<locator>:<first physical line>``.
@@ -449,95 +489,404 @@ def iter_csv(fileobj: BinaryIO, locator: str, options: Any, origin: str, *,
     stray quote cannot swallow the rest of the file), ``field_too_large`` and ``bad_encoding``.
     Empty lines are skipped. A header-only input yields one empty frame with the header's columns.
 
-    The C csv reader runs over each decoded block's list of lines; Python only sees records.
+    Each decoded block of lines is read in runs: a run of *simple* lines (no quote, escape or stray
+    ``\\r`` character, decoded cleanly, shorter than the csv field limit) is one record per line,
+    so it is split and checked by polars in one go; anything else (the header, quoted fields,
+    bad bytes) goes through the C csv reader record by record until a simple line starts a record
+    again. Both paths feed one :class:`_CsvBatches`, so batches hold the same records either way.
     """
-    fmt = _csv_format(options)
-    names: list[str] | None = list(options.columns) if options.columns and not options.header else None
-    need_header = bool(options.header)
-    values: list[list[str]] = []
-    starts: list[int] = []
-    rej = _Rejects()
-    n_rows = 0
-
-    def flush() -> SourceBatch:
-        nonlocal values, starts, rej
-        if not names:
-            df = pl.DataFrame()
-        elif values:
-            df = pl.DataFrame(values, schema={n: pl.String for n in names}, orient="row")
-        else:
-            df = pl.DataFrame(schema={n: pl.String for n in names})
-        out = SourceBatch(with_locators(df, locator, starts), rej.frame(origin))
-        values, starts, rej = [], [], _Rejects()
-        return out
-
-    carry: list[str] = []          # lines of a record left open at the end of the last block
-    carry_errors: dict[int, str] = {}
+    parser = _CsvParser(options, locator, _CsvBatches(locator, origin, batch_rows, limit))
+    out = parser.out
+    carry: Block | None = None     # lines of a record left open at the end of the last block
     blocks = iter_blocks(fileobj, locator, options.encoding)
     block: Block | None = next(blocks, None)
-    done = False
-    while block is not None and not done:
+    while block is not None and not out.done:
         nxt = next(blocks, None)
-        buf = carry + block.lines
-        base = block.first - len(carry)          # line number of buf[0]
-        errors = {**carry_errors, **block.errors} if carry_errors else block.errors
-        carry, carry_errors = [], {}
-        pos = 0                                    # index in buf where the reader starts
+        if carry is not None:
+            block = Block(carry.first, carry.lines + block.lines, {**carry.errors, **block.errors})
+        rest = parser.parse(block, more=nxt is not None)
+        carry = None
+        if rest < len(block) and not out.done:
+            first = block.first + rest
+            carry = Block(first, block.lines[rest:], {i: m for i, m in block.errors.items() if i >= first})
+        yield from out.take()
+        block = nxt
+    yield from out.finish()
+
+
+class _CsvBatches:
+    """Collects parsed records (rows and rejects, in file order) into batches of exactly
+    ``batch_rows`` records (the last one may be smaller), stopping after ``limit`` rows.
+
+    Rows arrive one at a time (``add_row``, from the csv reader) or as a frame (``add_frame``, from
+    the fast path); cutting both at the same record keeps the batches independent of the path.
+    """
+
+    def __init__(self, locator: str, origin: str, batch_rows: int, limit: int | None) -> None:
+        self.locator, self.origin, self.batch_rows, self.limit = locator, origin, batch_rows, limit
+        self.names: list[str] | None = None
+        self.n_rows = 0                            # rows accepted so far (for ``limit``)
+        self.done = False                          # ``limit`` reached
+        self._ready: list[SourceBatch] = []
+        self._reset()
+
+    def _reset(self) -> None:
+        self._frames: list[pl.DataFrame] = []      # framed rows, in order, then ...
+        self._lines: list[pl.Series] = []          # ... their starting lines
+        self._values: list[list[str]] = []         # rows from add_row not framed yet
+        self._starts: list[int] = []
+        self._rej = _Rejects()
+        self._count = 0                            # records (rows + rejects) in this batch
+
+    def add_row(self, fields: list[str], start: int) -> None:
+        self._values.append(fields)
+        self._starts.append(start)
+        self.n_rows += 1
+        self._count += 1
+        if self._count >= self.batch_rows or self.limit is not None:
+            self._after_record()
+
+    def add_reject(self, start: int, reason: str, detail: str, raw: str) -> None:
+        self._rej.add(f"{self.locator}:{start}", reason, detail, raw)
+        self._count += 1
+        self._after_record()
+
+    def _after_record(self) -> None:
+        if self._count >= self.batch_rows:
+            self._ready.append(self._flush())
+        self.check_limit()
+
+    def check_limit(self) -> None:
+        """Stop once ``limit`` rows are in (checked after every record, the header included)."""
+        if self.limit is not None and self.n_rows >= self.limit:
+            self.done = True
+
+    def add_frame(self, rows: pl.DataFrame, lines: np.ndarray, bad: list[tuple[int, str, str]]) -> None:
+        """Add records in line order: ``rows`` (all-string columns named ``self.names``) starting on
+        ``lines`` (sorted), and ``bad`` = sorted (line, detail, raw) ``wrong_field_count`` rejects."""
+        n_good = len(lines)
+        bad_lines = np.fromiter((b[0] for b in bad), dtype=np.int64, count=len(bad))
+        bad_at = np.searchsorted(lines, bad_lines) + np.arange(len(bad))   # record index of each reject
+        total = n_good + len(bad)
+        s = 0
+        while s < total and not self.done:
+            e = min(total, s + self.batch_rows - self._count)
+            g0 = s - int(np.searchsorted(bad_at, s))
+            if self.limit is not None:
+                k = g0 + self.limit - self.n_rows - 1          # the good row that reaches the limit
+                if k < n_good:
+                    e = min(e, k + int(np.searchsorted(bad_lines, lines[k])) + 1)
+            b0, b1 = int(np.searchsorted(bad_at, s)), int(np.searchsorted(bad_at, e))
+            g1 = e - b1
+            if g1 > g0:
+                self._frame_values()
+                self._frames.append(rows.slice(g0, g1 - g0))
+                self._lines.append(pl.Series(lines[g0:g1]))
+            for line, detail, raw in bad[b0:b1]:
+                self._rej.add(f"{self.locator}:{line}", "wrong_field_count", detail, raw)
+            self.n_rows += g1 - g0
+            self._count += e - s
+            s = e
+            self._after_record()
+
+    def _frame_values(self) -> None:
+        """Turn the rows from add_row into a frame, so frames stay in file order."""
+        if self._values:
+            self._frames.append(pl.DataFrame(self._values, schema=self._schema(), orient="row"))
+            self._lines.append(pl.Series(self._starts, dtype=pl.Int64))
+            self._values, self._starts = [], []
+
+    def _schema(self) -> dict[str, Any]:
+        return {n: pl.String for n in self.names or []}
+
+    def _flush(self) -> SourceBatch:
+        self._frame_values()
+        if not self.names:
+            df, lines = pl.DataFrame(), pl.Series([], dtype=pl.Int64)
+        elif self._frames:
+            df, lines = pl.concat(self._frames), pl.concat(self._lines).cast(pl.Int64)
+        else:
+            df, lines = pl.DataFrame(schema=self._schema()), pl.Series([], dtype=pl.Int64)
+        out = SourceBatch(with_locators(df, self.locator, lines), self._rej.frame(self.origin))
+        self._reset()
+        return out
+
+    def take(self) -> list[SourceBatch]:
+        """The full batches made so far (handed over once)."""
+        ready, self._ready = self._ready, []
+        return ready
+
+    def finish(self) -> list[SourceBatch]:
+        """The remaining batches at the end of input (a header-only input gives one empty frame)."""
+        if self._values or self._frames or len(self._rej) or (self.names and self.n_rows == 0):
+            self._ready.append(self._flush())
+        return self.take()
+
+
+class _CsvParser:
+    """Turns blocks of lines into records for a :class:`_CsvBatches` (see :func:`iter_csv`)."""
+
+    def __init__(self, options: Any, locator: str, out: _CsvBatches) -> None:
+        self.options, self.locator, self.out = options, locator, out
+        self.fmt = _csv_format(options)
+        if options.columns and not options.header:
+            out.names = list(options.columns)
+        self.need_header = bool(options.header)
+        self._quoted_ok = True          # False once polars misread quoted lines (never seen)
+
+    def parse(self, block: Block, more: bool) -> int:
+        """Read the records of ``block``; returns the index of its first line not consumed: that of
+        a record still open at the end when ``more`` input follows, else ``len(block)`` (or where
+        ``limit`` was reached)."""
+        fast = FAST_PATH and (self.out.limit is None or self.out.limit > 0)
+        simple = _simple_lines(block, self.options, self._quoted_ok) if fast else None
+        pos, end = 0, len(block)
+        while pos < end and not self.out.done:
+            if simple is not None and self._names_known():
+                run = simple.run_end(pos)
+                if run > pos:
+                    if self._fast(simple, pos, run, block.first):
+                        pos = run
+                    continue
+            nxt = self._slow(block, pos, more, simple)
+            if nxt is None:
+                return pos if self.out.done else self._open_from
+            pos = nxt
+        return pos
+
+    def _names_known(self) -> bool:
+        return self.out.names is not None and not self.need_header
+
+    def _fast(self, simple: "_SimpleLines", start: int, end: int, first: int) -> bool:
+        """Records of the simple lines ``start:end`` (line numbers from ``first``): one per
+        non-empty line, split on the delimiter by polars; a line with another number of fields
+        than the header is a ``wrong_field_count`` reject. Returns False, having read nothing,
+        when polars could not read the quoted lines (they are then left to the csv module)."""
+        names = self.out.names
+        assert names is not None
+        n, d = len(names), self.options.delimiter
+        text = simple.text.slice(start, end - start)
+        lines = np.arange(first + start, first + end, dtype=np.int64)
+        if simple.has_empty:
+            keep = (text.str.len_bytes() > 0).to_numpy()
+            text, lines = text.filter(pl.Series(keep)), lines[keep]
+        if simple.quoted is not None and simple.quoted[start:end].any():
+            got = self._split_quoted(text, lines, n)
+            if got is None:
+                self._quoted_ok = False
+                simple.demote_quoted()
+                return False
+            rows, lines, bad = got
+        else:
+            rows, lines, bad = self._split_plain(text, lines, n)
+        rows.columns = names
+        self.out.add_frame(rows, lines, bad)
+        return True
+
+    def _split_plain(self, text: pl.Series, lines: np.ndarray,
+                     n: int) -> tuple[pl.DataFrame, np.ndarray, list]:
+        """Split quote-free lines on the delimiter; returns (rows with n fields, their lines,
+        ``wrong_field_count`` rejects as (line, detail, raw))."""
+        d = self.options.delimiter
+        # n + 1 pieces: a line has n fields when piece n-1 exists and piece n does not
+        parts = text.str.split_exact(d, n).struct.unnest()
+        last, extra = parts.columns[n - 1], parts.columns[n]
+        good = (parts[last].is_not_null() & parts[extra].is_null()).to_numpy()
+        bad = []
+        if not good.all():
+            bad = _wrong_counts(text, lines, ~good, text.str.count_matches(d, literal=True) + 1, n)
+            parts, lines = parts.filter(pl.Series(good)), lines[good]
+        return parts.drop(extra), lines, bad
+
+    def _split_quoted(self, text: pl.Series, lines: np.ndarray,
+                      n: int) -> tuple[pl.DataFrame, np.ndarray, list] | None:
+        """Like :meth:`_split_plain` for well-formed lines some of which quote fields (see
+        :func:`_simple_lines`): fields are counted as delimiters outside quoted fields plus one,
+        and the lines with n fields are parsed by polars' CSV reader, which agrees with the csv
+        module on well-formed RFC 4180 lines. ``None`` if polars fails or reads another number of
+        rows (never seen; a safety net)."""
+        d, q = self.options.delimiter, self.options.quotechar
+        counts = text.str.replace_all(_quoted_field(q), "").str.count_matches(d, literal=True) + 1
+        good = (counts == n).to_numpy()
+        bad = []
+        if not good.all():
+            bad = _wrong_counts(text, lines, ~good, counts, n)
+            text, lines = text.filter(pl.Series(good)), lines[good]
+        if len(text) == 0:
+            return pl.DataFrame(schema={f"c{i}": pl.String for i in range(n)}), lines, bad
+        data = ("\n".join(text.to_list()) + "\n").encode()
+        try:
+            rows = pl.read_csv(data, has_header=False, separator=d, quote_char=q, empty_string_is_null=False,
+                               schema={f"c{i}": pl.String for i in range(n)}, raise_if_empty=False)
+        except pl.exceptions.PolarsError:
+            return None
+        return (rows, lines, bad) if rows.height == len(text) else None
+
+    def _slow(self, block: Block, pos: int, more: bool, simple: "_SimpleLines | None") -> int | None:
+        """Read records with the csv module from line ``pos`` until the next record starts on a
+        simple line (returns its index) or the block ends (returns its length). Returns ``None``
+        when ``limit`` is reached or a record is still open at the end of the block and ``more``
+        input follows (then ``self._open_from`` is the index of its first line)."""
+        out, buf, base, errors = self.out, block.lines, block.first, block.errors
+        flags = simple.flags if simple is not None else None
         while pos < len(buf):
-            reader = csv.reader(itertools.islice(buf, pos, None), **fmt)
+            reader = csv.reader(itertools.islice(buf, pos, None), **self.fmt)
             prev = 0                               # reader.line_num before the current record
             try:
                 for fields in reader:
                     ln = reader.line_num
-                    start = base + pos + prev
-                    if not fields:
-                        prev = ln
-                        continue                   # empty line
-                    bad = None
-                    if errors:
-                        bad = next((i for i in range(start, base + pos + ln) if i in errors), None)
-                    if bad is not None:
-                        rej.add(f"{locator}:{start}", "bad_encoding", f"line {bad}: {errors[bad]}",
-                                "".join(buf[pos + prev:pos + ln]))
-                    elif need_header:
-                        need_header = False
-                        names = _header(fields, options, locator)
-                    else:
-                        if names is None:
-                            names = [f"column_{i}" for i in range(1, len(fields) + 1)]
-                        if len(fields) == len(names):
-                            values.append(fields)
-                            starts.append(start)
-                            n_rows += 1
+                    if fields:                     # else an empty line
+                        names = out.names
+                        if not errors and names is not None and not self.need_header \
+                                and len(fields) == len(names):
+                            out.add_row(fields, base + pos + prev)          # the common case
                         else:
-                            rej.add(f"{locator}:{start}", "wrong_field_count",
-                                    f"expected {len(names)} fields, got {len(fields)}",
-                                    "".join(buf[pos + prev:pos + ln]))
+                            self._record(fields, buf, base, pos + prev, pos + ln, errors)
+                        if out.done:
+                            return None
                     prev = ln
-                    if len(values) + len(rej) >= batch_rows:
-                        yield flush()
-                    if limit is not None and n_rows >= limit:
-                        done = True
-                        break
-                pos = len(buf)
+                    nxt = pos + prev
+                    if flags is not None and nxt < len(buf) and flags[nxt] and self._names_known():
+                        return nxt
+                return len(buf)
             except csv.Error as e:
                 rec = pos + prev                   # index of the broken record's first line
-                if str(e) == "unexpected end of data" and nxt is not None:
-                    carry = buf[rec:]              # the record may close in the next block
-                    carry_errors = {i: m for i, m in errors.items() if i >= base + rec}
-                    break
+                if str(e) == "unexpected end of data" and more:
+                    self._open_from = rec          # the record may close in the next block
+                    return None
                 start = base + rec
                 span = pos + reader.line_num - rec
                 if start in errors:
-                    rej.add(f"{locator}:{start}", "bad_encoding", f"line {start}: {errors[start]}", buf[rec])
+                    out.add_reject(start, "bad_encoding", f"line {start}: {errors[start]}", buf[rec])
                 else:
-                    more = f" (record ran over lines {start}-{start + span - 1})" if span > 1 else ""
-                    rej.add(f"{locator}:{start}", _CSV_REASONS.get(str(e), "bad_quoting"), f"{e}{more}",
-                            buf[rec])
+                    extra = f" (record ran over lines {start}-{start + span - 1})" if span > 1 else ""
+                    out.add_reject(start, _csv_reason(e), f"{e}{extra}", buf[rec])
+                if out.done:
+                    return None
                 pos = rec + 1                      # re-read what the broken record swallowed
-        block = nxt
-    if values or len(rej) or (names and n_rows == 0):
-        yield flush()
+                if flags is not None and pos < len(buf) and flags[pos] and self._names_known():
+                    return pos
+        return len(buf)
+
+    def _record(self, fields: list[str], buf: list[str], base: int, i: int, j: int,
+                errors: dict[int, str]) -> None:
+        """One record from the csv reader, on lines ``buf[i:j]``: header, row or reject."""
+        out, start = self.out, base + i
+        bad = next((no for no in range(start, base + j) if no in errors), None) if errors else None
+        if bad is not None:
+            out.add_reject(start, "bad_encoding", f"line {bad}: {errors[bad]}", "".join(buf[i:j]))
+        elif self.need_header:
+            self.need_header = False
+            out.names = _header(fields, self.options, self.locator)
+            out.check_limit()
+        else:
+            if out.names is None:
+                out.names = [f"column_{k}" for k in range(1, len(fields) + 1)]
+            if len(fields) == len(out.names):
+                out.add_row(fields, start)
+            else:
+                out.add_reject(start, "wrong_field_count",
+                               f"expected {len(out.names)} fields, got {len(fields)}", "".join(buf[i:j]))
+
+
+def _wrong_counts(text: pl.Series, lines: np.ndarray, bad: np.ndarray, counts: pl.Series,
+                  n: int) -> list[tuple[int, str, str]]:
+    """(line, detail, raw) of the ``wrong_field_count`` rejects among ``text`` (mask ``bad``)."""
+    mask = pl.Series(bad)
+    return [(int(no), f"expected {n} fields, got {nf}", t)
+            for no, nf, t in zip(lines[bad], counts.filter(mask), text.filter(mask))]
+
+
+def _rx(ch: str) -> str:
+    """``ch`` as a regex escape that is valid in and out of a character class."""
+    return f"\\x{{{ord(ch):X}}}"
+
+
+def _quoted_field(q: str) -> str:
+    """Regex of one quoted field: quote, anything but a lone quote, quote."""
+    qe = _rx(q)
+    return f"{qe}(?:[^{qe}]|{qe}{qe})*{qe}"
+
+
+def _well_formed(d: str, q: str) -> str:
+    """Regex of a whole line of fields that are quoted, or unquoted without quote characters."""
+    de, qe = _rx(d), _rx(q)
+    field = f"(?:{_quoted_field(q)}|[^{qe}{de}]*)"
+    return f"^{field}(?:{de}{field})*$"
+
+
+class _SimpleLines:
+    """A block's lines without their line ends (``text``) and which of them are *simple* (see
+    :func:`_simple_lines`)."""
+
+    def __init__(self, text: pl.Series, simple: np.ndarray, has_empty: bool,
+                 quoted: np.ndarray | None = None) -> None:
+        self.text, self.has_empty, self.quoted = text, has_empty, quoted   # quoted: has a quote char
+        self._simple = simple
+        self._not_simple = np.flatnonzero(~simple)
+        self._flags: list[bool] | None = None
+
+    def demote_quoted(self) -> None:
+        """Mark the lines with a quote character not simple."""
+        if self.quoted is not None:
+            self._simple = self._simple & ~self.quoted
+            self._not_simple = np.flatnonzero(~self._simple)
+            self._flags, self.quoted = None, None
+
+    @property
+    def flags(self) -> list[bool]:
+        """``simple`` as a list, for cheap look-ups one line at a time."""
+        if self._flags is None:
+            self._flags = self._simple.tolist()
+        return self._flags
+
+    def run_end(self, pos: int) -> int:
+        """End (exclusive) of the run of simple lines starting at ``pos`` (``pos`` if none)."""
+        i = int(np.searchsorted(self._not_simple, pos))
+        return int(self._not_simple[i]) if i < len(self._not_simple) else len(self.text)
+
+
+def _simple_lines(block: Block, options: Any, quoted_ok: bool = True) -> _SimpleLines:
+    """Mark the lines of ``block`` that the csv module reads as exactly one record, when one starts
+    there: no escape character, no ``\\r`` but one just before the ``\\n`` (the csv module rejects
+    a bare ``\\r`` mid-line), not longer than the csv field limit (in bytes, a safe bound), no
+    decoding error (those become ``bad_encoding`` rejects on the csv-module path), and either no
+    quote character (or ``quoting: none``) or a well-formed line: every field quoted with its
+    quotes doubled inside, or unquoted without quotes (so no quoted field runs over a newline).
+    Characters absent from the whole block are not looked for line by line. ``quoted_ok=False``
+    (or a non-ASCII delimiter or quote, which polars' CSV reader cannot take) leaves every line
+    with a quote on the csv-module path."""
+    whole = block.text
+    parts = whole.split("\n")
+    if parts[-1] == "":
+        parts.pop()                                 # text after the last \n (none)
+    text = pl.Series("t", parts, dtype=pl.String)
+    special = []
+    if "\r" in whole:
+        text = text.str.strip_suffix("\r")
+        special.append("\r")
+    if options.escapechar and options.escapechar in whole:
+        special.append(options.escapechar)
+    q = options.quotechar
+    quotes = options.quoting != "none" and q in whole
+    if quotes and not (quoted_ok and q.isascii() and options.delimiter.isascii()
+                       and q != options.delimiter and q not in "\n\r" and "\ufeff" not in whole):
+        special.append(q)                           # keep quoted lines on the csv-module path
+        quotes = False
+    simple = np.ones(len(text), dtype=bool)
+    if special:
+        simple &= ~text.str.contains_any(special).to_numpy()
+    quoted = None
+    if quotes:
+        quoted = text.str.contains(q, literal=True).to_numpy()
+        simple &= ~quoted | text.str.contains(_well_formed(options.delimiter, q)).to_numpy()
+    if len(whole) > csv.field_size_limit():
+        simple &= (text.str.len_bytes() <= csv.field_size_limit()).to_numpy()
+    for no in block.errors:
+        if 0 <= no - block.first < len(simple):
+            simple[no - block.first] = False
+    has_empty = bool((text.str.len_bytes() == 0).any())
+    return _SimpleLines(text, simple, has_empty, quoted)
 
 
 def _header(fields: list[str], options: Any, locator: str) -> list[str]:

@@ -480,6 +480,9 @@ class NIOutputConfig(SinkConfig, TaskSpec):
     dir: str = Field(description="Folder for the task file(s) `task<N>_<source>_<type>.json`.")
     split_by: str | None = Field(default=None,
                                  description="Write one task per value of this column (task numbers N, N+1, ...).")
+    definition_column: str | None = Field(
+        default=None, description="Take each task's Definition from this column (its first non-empty value "
+                                  "in the task's rows, e.g. a generated `instruction`); `definition` is the fallback.")
 
 
 @register_output("natural_instructions")
@@ -500,6 +503,11 @@ class NaturalInstructionsOutput(Sink):
     def targets(self) -> list[Path]:
         return [Path(self.config.dir)]
 
+    def _with_definition(self, part: pl.DataFrame, spec: TaskSpec) -> TaskSpec:
+        vals = part[self.config.definition_column].cast(pl.String).str.strip_chars()
+        vals = vals.filter(vals.is_not_null() & (vals != ""))
+        return spec.model_copy(update={"definition": [vals[0]]}) if vals.len() else spec
+
     def write(self, df: pl.DataFrame, seed: int) -> list[Path]:
         cfg = self.config
         spec = self._spec()
@@ -515,6 +523,11 @@ class NaturalInstructionsOutput(Sink):
                      for i, v in enumerate(values)]
         else:
             parts = [(None, df, spec)]
+        if cfg.definition_column is not None:
+            if cfg.definition_column not in df.columns:
+                raise DataError(f"natural_instructions: definition_column {cfg.definition_column!r} not found; "
+                                f"columns are: {', '.join(map(repr, df.columns))}")
+            parts = [(v, part, self._with_definition(part, sp)) for v, part, sp in parts]
         built = []
         self.stats = {"tasks": {}}
         if cfg.split_by is not None:

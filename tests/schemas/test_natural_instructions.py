@@ -310,3 +310,21 @@ def test_registered_and_import_is_cheap():
             "heavy = [m for m in ('torch', 'transformers', 'datasets', 'trl', 'jsonschema') if m in sys.modules]; "
             "assert not heavy, heavy")
     subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).resolve().parents[2])
+
+
+def test_definition_column_gives_each_split_task_its_own_definition(tmp_path):
+    import polars as pl
+    from schemas.natural_instructions import NaturalInstructionsOutput
+    rows = []
+    for t, instr in (("a", "Reverse the word."), ("b", "Uppercase the word.")):
+        for i in range(30):
+            rows.append({"id": f"{t}{i}", "task": t, "instruction": instr if i else None,
+                         "text": f"{t} word {i}", "output": [f"out {i}"]})
+    out = NaturalInstructionsOutput(dir=str(tmp_path / "ni"), split_by="task", definition_column="instruction",
+                                    definition="fallback", input="text", output="output",
+                                    positive_examples=[{"input": "x", "output": "y", "explanation": "e"}] * 2,
+                                    negative_examples=[{"input": "x", "output": "z", "explanation": "e"}],
+                                    strict=False)
+    files = out.write(pl.DataFrame(rows), seed=0)
+    defs = sorted(json.loads(f.read_text())["Definition"][0] for f in files)
+    assert defs == ["Reverse the word.", "Uppercase the word."]

@@ -1,0 +1,85 @@
+"""Turn cluster labels into kept/rejected rows: one keeper per cluster chosen by the keep
+policy, every other member rejected with a pointer to it. Shared by exact/near/semantic dedup."""
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+import polars as pl
+
+from curate import records as R
+from curate.errors import DataError
+
+from ._text import text_length
+
+KeepPolicy = Literal["first", "longest", "score"]
+
+
+def connected_components(n: int, left: np.ndarray, right: np.ndarray) -> np.ndarray:
+    """Union-find over candidate pairs (scipy's C implementation): a label per node, and
+    -1 for nodes in no pair, so clusters are transitive by construction."""
+    labels = np.full(n, -1, dtype=np.int64)
+    if len(left) == 0:
+        return labels
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components as cc
+    g = coo_matrix((np.ones(len(left), dtype=np.int8), (left, right)), shape=(n, n)).tocsr()
+    _, lab = cc(g, directed=False)
+    touched = np.zeros(n, dtype=bool)
+    touched[left] = True
+    touched[right] = True
+    labels[touched] = lab[touched]
+    return labels
+
+
+def keepers(df: pl.DataFrame, labels: np.ndarray | pl.Series, keep: KeepPolicy,
+            columns: list[str], score_column: str | None, step: str) -> np.ndarray:
+    """Row index of the kept member of each row's cluster (itself for singletons).
+
+    ``labels``: an integer (or any hashable) cluster key per row; null / -1 = no cluster.
+    Ties are broken by row order, so the result is deterministic.
+    """
+    lab = pl.Series("_c", labels)
+    if lab.dtype.is_integer():
+        lab = lab.set(lab < 0, None)
+    work = pl.DataFrame({"_c": lab, "_i": np.arange(df.height, dtype=np.int64)})
+    if keep == "first":
+        by, desc = ["_i"], [False]
+    elif keep == "longest":
+        work = work.with_columns(df.select(text_length(columns).alias("_len")))
+        by, desc = ["_len", "_i"], [True, False]
+    elif keep == "score":
+        if not score_column or score_column not in df.columns:
+            raise DataError(f"step {step}: keep: score needs `score_column` naming a numeric column "
+                            f"(got {score_column!r}; columns: {', '.join(df.columns)})")
+        work = work.with_columns(df[score_column].cast(pl.Float64).fill_nan(None)
+                                 .fill_null(float("-inf")).alias("_s"))
+        by, desc = ["_s", "_i"], [True, False]
+    else:  # pragma: no cover - pydantic validates
+        raise DataError(f"step {step}: unknown keep policy {keep!r}")
+    out = work.select(
+        pl.when(pl.col("_c").is_null()).then(pl.col("_i"))
+        .otherwise(pl.col("_i").sort_by(by, descending=desc).first().over("_c")).alias("k"))
+    return out["k"].to_numpy()
+
+
+def split_rows(df: pl.DataFrame, keep_idx: np.ndarray, step: str, reason: str,
+               similarity: np.ndarray | None, detail: pl.Expr,
+               ) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Kept rows and rejected rows (``duplicate_of``, ``similarity``, reason, detail).
+
+    ``detail`` may use the helper columns ``duplicate_of``, ``similarity`` and ``_size``
+    (the cluster size)."""
+    idx = np.arange(df.height)
+    is_dup = keep_idx != idx
+    ids = df[R.ID]
+    extra = {"duplicate_of": ids.gather(keep_idx).cast(pl.String),
+             "similarity": pl.Series(similarity if similarity is not None
+                                     else np.ones(df.height), dtype=pl.Float64).round(4)}
+    sizes = pl.DataFrame({"k": keep_idx}).select(pl.len().over("k").alias("_size"))["_size"]
+    kept = df.filter(pl.Series(~is_dup))
+    rej = df.with_columns(extra["duplicate_of"].alias("duplicate_of"),
+                          extra["similarity"].alias("similarity"), sizes.alias("_size")
+                          ).filter(pl.Series(is_dup))
+    rej = R.reject(rej, step, reason, detail).drop("_size")
+    return kept, rej

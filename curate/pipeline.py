@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from curate.errors import MissingEnvError, PipelineErrors, PipelineFileError
 
@@ -30,6 +30,11 @@ class RunSettings(BaseModel):
     out_dir: str | None = Field(default=None, description="Manifest and rejects go here (default out/<name>).")
     rejects_format: Literal["jsonl", "parquet"] = "jsonl"
     batch_size: int = Field(default=50_000, ge=1, description="Rows per batch for batch steps.")
+
+    @field_validator("workdir", "out_dir", mode="before")
+    @classmethod
+    def _pathlike(cls, v: Any) -> Any:
+        return str(v) if isinstance(v, os.PathLike) else v
 
 
 class PipelineSettings(RunSettings):

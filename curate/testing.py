@@ -80,3 +80,46 @@ def tiny_classifier(path: str | Path, num_labels: int = 2, *, hidden_size: int =
                       num_labels=num_labels)
     LlamaForSequenceClassification(cfg).save_pretrained(str(path))
     return path
+
+
+def tiny_marian(path: str | Path, *, d_model: int = 32, layers: int = 1, heads: int = 2,
+                vocab_size: int = 160, seed: int = 0, corpus: Iterable[str] | None = None) -> Path:
+    """Save a random-initialised MarianMT model plus a real ``MarianTokenizer`` under ``path``.
+
+    The tokenizer's SentencePiece model is trained on ``corpus`` in well under a second (needs the
+    ``sentencepiece`` package, which real opus-mt models need too), so the model loads through
+    ``AutoTokenizer`` / ``AutoModelForSeq2SeqLM`` exactly like ``Helsinki-NLP/opus-mt-*``."""
+    import io
+    import json
+
+    import sentencepiece as spm
+    import torch
+    from transformers import MarianConfig, MarianMTModel, MarianTokenizer
+
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    buf = io.BytesIO()
+    spm.SentencePieceTrainer.train(sentence_iterator=iter(list(corpus or DEFAULT_CORPUS) * 4), model_writer=buf,
+                                   vocab_size=vocab_size, model_type="unigram", hard_vocab_limit=False,
+                                   character_coverage=1.0, minloglevel=2)
+    for name in ("source.spm", "target.spm"):
+        (path / name).write_bytes(buf.getvalue())
+    sp = spm.SentencePieceProcessor(model_proto=buf.getvalue())
+    pieces = [sp.id_to_piece(i) for i in range(sp.get_piece_size())]
+    vocab = {"</s>": 0, "<unk>": 1}
+    for pc in pieces:
+        if pc not in vocab and pc not in ("<s>", "<pad>"):
+            vocab[pc] = len(vocab)
+    vocab["<pad>"] = len(vocab)
+    (path / "vocab.json").write_text(json.dumps(vocab), encoding="utf-8")
+    tok = MarianTokenizer(str(path / "source.spm"), str(path / "target.spm"), str(path / "vocab.json"))
+    tok.save_pretrained(str(path))
+    torch.manual_seed(seed)
+    pad = vocab["<pad>"]
+    cfg = MarianConfig(vocab_size=len(vocab), d_model=d_model, encoder_layers=layers, decoder_layers=layers,
+                       encoder_attention_heads=heads, decoder_attention_heads=heads,
+                       encoder_ffn_dim=d_model * 2, decoder_ffn_dim=d_model * 2, max_position_embeddings=256,
+                       pad_token_id=pad, eos_token_id=0, decoder_start_token_id=pad, forced_eos_token_id=0,
+                       max_length=64)
+    MarianMTModel(cfg).save_pretrained(str(path))
+    return path

@@ -1,0 +1,119 @@
+"""The quality gate every augmented row passes: not a copy, not drifted, sane length, same label.
+
+* Semantic similarity to the parent (:func:`curate.embed.embed`, cosine) must lie in
+  ``[min_similarity, max_similarity)``: below = drifted, at/above = a copy.
+* Length ratio (characters, child / parent) within ``[min_length_ratio, max_length_ratio]``.
+* Label preserved, when configured: a text-classification model (``label_model``, optionally
+  ``label_map`` from model labels to data labels) or an LLM judge (``label_judge``, a
+  :mod:`curate.llm` backend spec) must give the child the parent's label.
+
+Checks run vectorised over the batch (one embedding call for parents and children).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+JUDGE_PROMPT = ("Classify the text into exactly one of these labels: {labels}.\n\nText:\n{text}\n\n"
+                "Answer with the label only.")
+
+
+class GateConfig(BaseModel):
+    """Bounds of the quality gate."""
+
+    model_config = ConfigDict(extra="forbid")
+    min_similarity: float = Field(default=0.75, ge=-1, le=1, description="Below this the row drifted.")
+    max_similarity: float = Field(default=0.99, ge=-1, le=1, description="At/above this it is a copy.")
+    min_length_ratio: float = Field(default=0.5, gt=0, description="Shortest allowed child/parent length.")
+    max_length_ratio: float = Field(default=2.0, gt=0, description="Longest allowed child/parent length.")
+    embed_model: str | None = Field(default=None, description="Embedding model (default all-MiniLM-L6-v2).")
+    label_model: str | None = Field(default=None, description="text-classification model name/path.")
+    label_map: dict[str, str] | None = Field(default=None, description="Model label -> data label.")
+    label_judge: dict[str, Any] | None = Field(default=None, description="curate.llm backend spec for a judge.")
+
+    @model_validator(mode="after")
+    def _bounds(self) -> "GateConfig":
+        if self.min_similarity >= self.max_similarity:
+            raise ValueError("min_similarity must be below max_similarity")
+        if self.min_length_ratio > self.max_length_ratio:
+            raise ValueError("min_length_ratio must not exceed max_length_ratio")
+        return self
+
+
+@dataclass
+class GateResult:
+    """Per child: the failing reason (``None`` = passed), a detail, similarity and length ratio."""
+
+    reasons: list[str | None]
+    details: list[str | None]
+    similarity: np.ndarray
+    length_ratio: np.ndarray
+
+
+def predict_labels(cfg: GateConfig, texts: list[str], labels: Sequence[str]) -> list[str] | None:
+    """Labels for ``texts`` from the configured classifier or judge (``None`` if neither)."""
+    if cfg.label_model:
+        clf = _classifier(cfg.label_model)
+        preds = [str(o["label"]) for o in clf(texts, truncation=True)]
+        return [(cfg.label_map or {}).get(p, p) for p in preds]
+    if cfg.label_judge:
+        from curate.llm import BackendSpec, SamplingParams, load_backend
+        spec = dict(cfg.label_judge)
+        llm = load_backend(BackendSpec(**{k: v for k, v in spec.items() if k not in ("max_new_tokens",)}))
+        options = ", ".join(sorted(set(labels)))
+        res = llm.generate([JUDGE_PROMPT.format(labels=options, text=t) for t in texts],
+                           SamplingParams(temperature=0.0, max_new_tokens=spec.get("max_new_tokens", 16)))
+        return [(g[0].text.strip().splitlines() or [""])[0].strip().strip(".").lower() if g else "" for g in res]
+    return None
+
+
+_CLASSIFIERS: dict[str, Any] = {}
+
+
+def _classifier(name: str):
+    if name not in _CLASSIFIERS:
+        from transformers import pipeline
+        _CLASSIFIERS[name] = pipeline("text-classification", model=name)
+    return _CLASSIFIERS[name]
+
+
+def check(parents: Sequence[str], children: Sequence[str | None], cfg: GateConfig,
+          labels: Sequence[Any] | None = None) -> GateResult:
+    """Run the gate over parent/child pairs (children that are ``None`` fail as ``no_variant``)."""
+    from curate.embed import embed
+    n = len(parents)
+    reasons: list[str | None] = [None] * n
+    details: list[str | None] = [None] * n
+    sim = np.full(n, np.nan)
+    ratio = np.full(n, np.nan)
+    live = [i for i in range(n) if children[i] is not None and str(children[i]).strip()]
+    live_set = set(live)
+    for i in range(n):
+        if i not in live_set:
+            reasons[i], details[i] = "no_variant", "the augmenter could not change this text"
+    if not live:
+        return GateResult(reasons, details, sim, ratio)
+    P = [parents[i] for i in live]
+    C = [str(children[i]) for i in live]
+    E = embed(P + C, cfg.embed_model)
+    s = (E[: len(live)] * E[len(live):]).sum(1)
+    plen = np.asarray([max(len(p), 1) for p in P], dtype=float)
+    r = np.asarray([len(c) for c in C], dtype=float) / plen
+    sim[live], ratio[live] = s, r
+    preds = None
+    if labels is not None and (cfg.label_model or cfg.label_judge):
+        preds = predict_labels(cfg, C, [str(labels[i]) for i in live])
+    for k, i in enumerate(live):
+        if s[k] >= cfg.max_similarity:
+            reasons[i], details[i] = "gate_copy", f"similarity {s[k]:.3f} >= {cfg.max_similarity}"
+        elif s[k] < cfg.min_similarity:
+            reasons[i], details[i] = "gate_drifted", f"similarity {s[k]:.3f} < {cfg.min_similarity}"
+        elif not cfg.min_length_ratio <= r[k] <= cfg.max_length_ratio:
+            reasons[i], details[i] = "gate_length_ratio", (
+                f"length ratio {r[k]:.2f} outside [{cfg.min_length_ratio}, {cfg.max_length_ratio}]")
+        elif preds is not None and str(preds[k]).lower() != str(labels[i]).lower():
+            reasons[i], details[i] = "gate_label_changed", f"predicted {preds[k]!r}, expected {labels[i]!r}"
+    return GateResult(reasons, details, sim, ratio)

@@ -664,7 +664,7 @@ class _CsvParser:
         when polars could not read the quoted lines (they are then left to the csv module)."""
         names = self.out.names
         assert names is not None
-        n, d = len(names), self.options.delimiter
+        n = len(names)
         text = simple.text.slice(start, end - start)
         lines = np.arange(first + start, first + end, dtype=np.int64)
         if simple.has_empty:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as _dt
 import os
 import platform
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -281,7 +280,6 @@ class Engine:
         if rejects_path is not None:
             manifest["rejects"] = {"path": str(rejects_path), "rows": sum(r.rows_rejected for r in reports),
                                    "sha256": sha256_file(rejects_path)}
-        total_in = sum(r.rows_out + r.rows_rejected for r in reports if r.kind == "source")
         step_reps = [r for r in reports if r.kind == "step"]
         manifest["totals"] = {
             "rows_read": sum(r.rows_out + r.rows_rejected for r in reports if r.kind == "source"),

@@ -233,18 +233,24 @@ def build_component(kind: str, item: Any, loc: tuple, path: str, lines: dict[tup
     return obj
 
 
-def load_yaml(path: str | Path, resolve: bool = True) -> "Pipeline":
-    """Load and validate a pipeline file. Raises :class:`PipelineErrors` listing every problem."""
+def read_yaml_mapping(path: str | Path, what: str, expected: str) -> tuple[dict, dict[tuple, int]]:
+    """Read a YAML file that must hold a mapping; return it with its key-path → line map."""
     path_s = str(path)
     try:
         text = Path(path).read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise PipelineFileError("pipeline file not found", path=path_s) from None
+        raise PipelineFileError(f"{what} not found", path=path_s) from None
     lines = _line_map(text, path_s)
     raw = yaml.safe_load(text)
     if not isinstance(raw, dict):
-        raise PipelineFileError("a pipeline file must be a mapping with name, sources, steps, outputs",
-                                path=path_s, line=1)
+        raise PipelineFileError(f"a {what} must be a mapping with {expected}", path=path_s, line=1)
+    return raw, lines
+
+
+def load_yaml(path: str | Path, resolve: bool = True) -> "Pipeline":
+    """Load and validate a pipeline file. Raises :class:`PipelineErrors` listing every problem."""
+    path_s = str(path)
+    raw, lines = read_yaml_mapping(path, "pipeline file", "name, sources, steps, outputs")
     errors: list[PipelineFileError] = []
     missing: list = []
     data = resolve_env(raw, (), missing) if resolve else raw
@@ -379,8 +385,6 @@ class Pipeline:
 
 def json_schema() -> dict[str, Any]:
     """JSON Schema of the pipeline file format, built from every registered component."""
-    from pydantic import create_model
-
     from curate import registry
     schema = PipelineSettings.model_json_schema()
     defs = schema.setdefault("$defs", {})

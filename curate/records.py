@@ -53,6 +53,15 @@ def with_ids(df: pl.DataFrame) -> pl.DataFrame:
     return df.with_columns(ids).select([ID] + [c for c in df.columns if c != ID])
 
 
+def require_column(df: pl.DataFrame, column: str | None, where: str, what: str = "column",
+                   hint: str = "") -> None:
+    """Raise a DataError naming ``where``, the missing column and the columns there are."""
+    if column is not None and column not in df.columns:
+        from curate.errors import DataError
+        raise DataError(f"{where}: {what} {column!r} not found; columns are: "
+                        f"{', '.join(map(repr, df.columns))}{hint}")
+
+
 def reject(df: pl.DataFrame, step: str, reason: str | pl.Expr,
            detail: str | pl.Expr | None = None, **extra: pl.Expr | str) -> pl.DataFrame:
     """Mark rows of ``df`` as rejected by ``step`` with ``reason`` (and optional detail/extra)."""

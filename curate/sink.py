@@ -8,6 +8,8 @@ from typing import Any, ClassVar
 import polars as pl
 from pydantic import BaseModel, ConfigDict, Field
 
+from curate.component import Component
+
 
 class SinkConfig(BaseModel):
     """Options every output accepts."""
@@ -17,20 +19,14 @@ class SinkConfig(BaseModel):
         default=None, description="Write only rows whose `origin` is one of these source names.")
 
 
-class Sink(ABC):
+class Sink(Component, ABC):
     """Base class for outputs. Subclasses implement :meth:`targets` and :meth:`write`."""
 
     name: ClassVar[str] = "output"
     Config: ClassVar[type[SinkConfig]] = SinkConfig
-    version: ClassVar[str] = "1"
 
     def __init__(self, config: SinkConfig | dict[str, Any] | None = None, **kwargs: Any) -> None:
-        if config is None:
-            config = self.Config(**kwargs)
-        elif isinstance(config, dict):
-            config = self.Config(**{**config, **kwargs})
-        self.config = config
-        self.raw_config: dict[str, Any] = config.model_dump(mode="json")
+        super().__init__(config, **kwargs)
         #: What the last ``write`` wants recorded in the manifest (counts, warnings, ...).
         self.stats: dict[str, Any] = {}
 

@@ -11,6 +11,7 @@ import polars as pl
 from pydantic import BaseModel, ConfigDict, Field
 
 from curate import records as R
+from curate.component import Component
 from curate.errors import DataError
 
 
@@ -37,21 +38,15 @@ class SourceBatch:
     rejected: pl.DataFrame = field(default_factory=pl.DataFrame)
 
 
-class Source(ABC):
+class Source(Component, ABC):
     """Base class for connectors. Subclasses implement :meth:`read` (and :meth:`fingerprint`)."""
 
     name: ClassVar[str] = "source"
     Config: ClassVar[type[SourceConfig]] = SourceConfig
-    version: ClassVar[str] = "1"
 
     def __init__(self, config: SourceConfig | dict[str, Any] | None = None, **kwargs: Any) -> None:
-        if config is None:
-            config = self.Config(**kwargs)
-        elif isinstance(config, dict):
-            config = self.Config(**{**config, **kwargs})
-        self.config = config
-        self.raw_config: dict[str, Any] = config.model_dump(mode="json")
-        self.origin = config.name or self.name
+        super().__init__(config, **kwargs)
+        self.origin = self.config.name or self.name
         #: Where the source may keep state (crawl checkpoints ...); the engine sets it to the
         #: pipeline's cache folder before reading.
         self.workdir: Path = Path(".curate")

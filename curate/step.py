@@ -22,6 +22,7 @@ import polars as pl
 from pydantic import BaseModel, ConfigDict, Field
 
 from curate import records as R
+from curate.component import Component
 
 
 class StepConfig(BaseModel):
@@ -58,28 +59,15 @@ class StepContext:
     extras: dict[str, Any] = field(default_factory=dict)
 
 
-class Step(ABC):
+class Step(Component, ABC):
     """Base class. Subclasses set ``Config`` and implement :meth:`process`."""
 
     name: ClassVar[str] = "step"
     Config: ClassVar[type[StepConfig]] = StepConfig
     scope: ClassVar[Literal["batch", "global"]] = "batch"
-    #: Bump when behaviour changes so cached results are recomputed.
-    version: ClassVar[str] = "1"
     #: Batch steps that are slow (LLM calls, translation) set this: each finished batch is
     #: written as a shard, so a killed run resumes without losing or repeating rows.
     resumable: ClassVar[bool] = False
-
-    def __init__(self, config: StepConfig | dict[str, Any] | None = None, **kwargs: Any) -> None:
-        if config is None:
-            config = self.Config(**kwargs)
-        elif isinstance(config, dict):
-            config = self.Config(**{**config, **kwargs})
-        elif kwargs:
-            config = config.model_copy(update=kwargs)
-        self.config = config
-        #: The configuration as written (``${env:..}`` unresolved) — used for hashing/manifests.
-        self.raw_config: dict[str, Any] = config.model_dump(mode="json")
 
     @abstractmethod
     def process(self, df: pl.DataFrame, ctx: StepContext) -> StepResult:
@@ -91,9 +79,6 @@ class Step(ABC):
 
     def describe(self) -> str:
         return self.name
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.config!r})"
 
 
 def merge_numeric(stats: list[dict[str, Any]]) -> dict[str, Any]:

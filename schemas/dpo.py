@@ -197,9 +197,7 @@ def pairs_from_labels(df: pl.DataFrame, prompt_template: str, label: str = "labe
 
     ``prompt_template`` is formatted with the row's columns (e.g. ``"SMS: {text}\\nLabel:"``).
     """
-    if label not in df.columns:
-        raise DataError(f"dpo from_labels: label column {label!r} not found; columns are: "
-                        f"{', '.join(map(repr, df.columns))}")
+    R.require_column(df, label, "dpo from_labels", "label column")
     names = set(re.findall(r"{(\w+)}", prompt_template))
     missing = [n for n in names if n not in df.columns]
     if missing:
@@ -255,9 +253,7 @@ def _pairs_frame(df: pl.DataFrame, cfg: PairColumns, seed: int) -> tuple[pl.Data
         return df, {"prompt": "prompt", "chosen": "chosen", "rejected": "rejected"}
     cols = {"prompt": cfg.prompt, "chosen": cfg.chosen, "rejected": cfg.rejected}
     for k in ("chosen", "rejected"):
-        if cols[k] not in df.columns:
-            raise DataError(f"dpo: column {cols[k]!r} ({k}) not found; columns are: "
-                            f"{', '.join(map(repr, df.columns))} (set `{k}:` or `from_labels:`)")
+        R.require_column(df, cols[k], "dpo", f"{k} column", hint=f" (set `{k}:` or `from_labels:`)")
     return df, cols
 
 

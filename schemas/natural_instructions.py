@@ -254,9 +254,7 @@ def build_task(df: pl.DataFrame, spec: TaskSpec, seed: int = 0) -> tuple[dict[st
     here: call :func:`validate_task`.
     """
     for col in (spec.input, spec.output):
-        if col not in df.columns:
-            raise DataError(f"natural_instructions: column {col!r} not found; columns are: "
-                            f"{', '.join(map(repr, df.columns))} (set `input:`/`output:` in the output config)")
+        R.require_column(df, col, "natural_instructions", "column", hint=" (set `input:`/`output:` in the output config)")
     rows, merged, skipped = merge_instances(df, spec.input, spec.output)
     stats: dict[str, Any] = {"rows_in": df.height, "merged_duplicate_inputs": merged,
                              "skipped_empty_input_or_output": skipped}

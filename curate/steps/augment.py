@@ -83,9 +83,7 @@ class Augment(Step):
         cfg: AugmentConfig = self.config  # type: ignore[assignment]
         if df.height == 0:
             return StepResult(kept=df, rejected=R.empty_rejects(df))
-        if cfg.text not in df.columns:
-            raise DataError(f"step augment: text column {cfg.text!r} not found; columns are: "
-                            f"{', '.join(map(repr, df.columns))}")
+        R.require_column(df, cfg.text, "step augment", "text column")
         specs = cfg.specs()
         if not specs:
             raise DataError("step augment: no augmenter configured (e.g. `embedding_swap: {}`)")

@@ -132,9 +132,7 @@ class Balance(Step):
 
     def process(self, df: pl.DataFrame, ctx: StepContext) -> StepResult:
         cfg: BalanceConfig = self.config  # type: ignore[assignment]
-        if cfg.label not in df.columns:
-            raise DataError(f"step balance: label column {cfg.label!r} not found; columns are: "
-                            f"{', '.join(map(repr, df.columns))}")
+        R.require_column(df, cfg.label, "step balance", "label column")
         if isinstance(df.schema[cfg.label], (pl.List, pl.Array)):
             raise DataError(f"step balance: label column {cfg.label!r} holds lists (multi-label); "
                             "balance needs one label per row")

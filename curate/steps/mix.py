@@ -22,7 +22,6 @@ import polars as pl
 from pydantic import Field
 
 from curate import records as R
-from curate.errors import DataError
 from curate.registry import register_step
 from curate.step import Step, StepConfig, StepContext, StepResult
 from curate.steps.balance import with_copies
@@ -70,9 +69,7 @@ class Mix(Step):
 
     def process(self, df: pl.DataFrame, ctx: StepContext) -> StepResult:
         cfg: MixConfig = self.config  # type: ignore[assignment]
-        if cfg.task not in df.columns:
-            raise DataError(f"step mix: task column {cfg.task!r} not found; columns are: "
-                            f"{', '.join(map(repr, df.columns))}")
+        R.require_column(df, cfg.task, "step mix", "task column")
         if df.height == 0:
             return StepResult(kept=df, rejected=R.empty_rejects(df))
         tasks = df[cfg.task].cast(pl.String).fill_null("<null>").to_numpy()

@@ -24,6 +24,7 @@ import numpy as np
 import polars as pl
 from pydantic import Field, model_validator
 
+from curate import records as R
 from curate.errors import DataError
 from curate.registry import register_step
 from curate.step import Step, StepConfig, StepContext, StepResult
@@ -102,9 +103,7 @@ class Split(Step):
     def process(self, df: pl.DataFrame, ctx: StepContext) -> StepResult:
         cfg: SplitConfig = self.config  # type: ignore[assignment]
         for col, what in ((cfg.stratify, "stratify"), (cfg.group, "group")):
-            if col is not None and col not in df.columns:
-                raise DataError(f"step split: {what} column {col!r} not found; columns are: "
-                                f"{', '.join(map(repr, df.columns))}")
+            R.require_column(df, col, "step split", f"{what} column")
         n = df.height
         stats: dict[str, Any] = {}
         if n == 0:

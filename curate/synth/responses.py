@@ -6,6 +6,8 @@ from typing import Any
 
 import polars as pl
 
+from curate import records as R
+
 from curate.errors import DataError
 from curate.step import StepContext
 from curate.synth._llm_options import run_shards
@@ -14,9 +16,7 @@ from curate.synth._llm_options import run_shards
 def prompt_expr(df: pl.DataFrame, column: str | None) -> pl.Expr:
     """The prompt of each row: ``column`` if given; else ``prompt``; else instruction (+ input)."""
     if column is not None:
-        if column not in df.columns:
-            raise DataError(f"synthesize: prompt column {column!r} not found; columns are: "
-                            f"{', '.join(map(repr, df.columns))}")
+        R.require_column(df, column, "synthesize", "prompt column")
         return pl.col(column).cast(pl.String)
     if "prompt" in df.columns:
         return pl.col("prompt").cast(pl.String)

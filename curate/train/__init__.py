@@ -34,20 +34,11 @@ def train_config_from_dict(data: Any, *, path: str = "<python>", lines: dict | N
 
 def load_train_config(path: str | Path) -> TrainConfig:
     """Read a standalone train YAML, or the ``train:`` section of a pipeline file."""
-    import yaml
-
     from curate.errors import MissingEnvError, PipelineErrors, PipelineFileError
-    from curate.pipeline import _fmt, _line_for, _line_map, resolve_env
+    from curate.pipeline import _fmt, _line_for, read_yaml_mapping, resolve_env
 
     path_s = str(path)
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise PipelineFileError("train config file not found", path=path_s) from None
-    lines = _line_map(text, path_s)
-    raw = yaml.safe_load(text)
-    if not isinstance(raw, dict):
-        raise PipelineFileError("a train config must be a mapping with model, objective, data, ...", path=path_s, line=1)
+    raw, lines = read_yaml_mapping(path, "train config file", "model, objective, data, ...")
     prefix: tuple = ()
     manifest = None
     if "train" in raw and "sources" in raw:          # a pipeline file with a train: section

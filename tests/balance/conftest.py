@@ -1,4 +1,4 @@
-"""Fixtures for balance/split/augment tests: an in-memory source and small real datasets."""
+"""Fixtures for balance/split/augment tests: inline rows and small real datasets."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -6,26 +6,8 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from curate.registry import register_source, _REGISTRIES
-from curate.source import Source, SourceBatch, SourceConfig
 
 DATA = Path(__file__).resolve().parents[2] / "pipelines" / "data"
-
-
-class RowsConfig(SourceConfig):
-    rows: list[dict]
-
-
-if "balance_rows" not in _REGISTRIES["source"]:
-    @register_source("balance_rows")
-    class BalanceRows(Source):
-        """Rows given inline (tests only)."""
-
-        Config = RowsConfig
-
-        def read(self):
-            df = pl.DataFrame(self.config.rows)
-            yield SourceBatch(df.with_columns(pl.format("rows:{}", pl.int_range(pl.len())).alias("source")))
 
 
 def read_sms(n: int | None = None, seed: int = 0) -> pl.DataFrame:
@@ -45,7 +27,7 @@ def run_rows(tmp_path):
     from curate import Pipeline
 
     def run(rows, steps, seed: int = 7, name: str = "t"):
-        p = Pipeline(name=name, seed=seed, sources=[{"balance_rows": {"rows": rows}}], steps=steps,
+        p = Pipeline(name=name, seed=seed, sources=[{"inline": {"rows": rows}}], steps=steps,
                      workdir=str(tmp_path / name / ".curate"), out_dir=str(tmp_path / name / "out"))
         return p.run()
     return run

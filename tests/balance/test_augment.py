@@ -171,7 +171,7 @@ def aug_run(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("aug")
     rows = [{"text": EN, "label": "pos"}, {"text": SPAM, "label": "spam"}, {"text": "", "label": "pos"},
             {"text": NON_EN[0], "label": "pos"}]
-    p = Pipeline(name="aug", seed=2, sources=[{"balance_rows": {"rows": rows}}],
+    p = Pipeline(name="aug", seed=2, sources=[{"inline": {"rows": rows}}],
                  steps=[{"augment": {"embedding_swap": {}, "keyboard": {}, "multiply": 2}}],
                  workdir=str(tmp / ".curate"), out_dir=str(tmp / "out"))
     return p.run()

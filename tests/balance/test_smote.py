@@ -45,7 +45,7 @@ def rows(sms) -> list[dict]:
 
 
 def run(tmp, name, steps, rows):
-    p = Pipeline(name=name, seed=5, sources=[{"balance_rows": {"rows": rows}}], steps=steps,
+    p = Pipeline(name=name, seed=5, sources=[{"inline": {"rows": rows}}], steps=steps,
                  workdir=str(tmp / name / ".curate"), out_dir=str(tmp / name / "out"))
     return p.run()
 

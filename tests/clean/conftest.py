@@ -1,4 +1,4 @@
-"""Fixtures for the clean-step tests: an in-memory source, a runner through the engine and a
+"""Fixtures for the clean-step tests: inline rows, a runner through the engine and a
 tiny tokenizer saved to disk (loaded by path like a real HF name)."""
 from __future__ import annotations
 
@@ -8,27 +8,9 @@ from typing import Any
 import polars as pl
 import pytest
 
-from curate.registry import _REGISTRIES, register_source
-from curate.source import Source, SourceBatch, SourceConfig
 from curate.step import StepContext
 
 DATA = Path(__file__).resolve().parents[2] / "pipelines" / "data"
-
-
-class RowsConfig(SourceConfig):
-    rows: list[dict]
-
-
-if "clean_rows" not in _REGISTRIES["source"]:
-    @register_source("clean_rows")
-    class CleanRows(Source):
-        """Rows given inline (tests only)."""
-
-        Config = RowsConfig
-
-        def read(self):
-            df = pl.DataFrame(self.config.rows)
-            yield SourceBatch(df.with_columns(pl.format("rows:{}", pl.int_range(pl.len())).alias("source")))
 
 
 def run_clean(texts: list[str | None], **cfg: Any):

@@ -4,7 +4,6 @@ from __future__ import annotations
 import json
 import textwrap
 
-import polars as pl
 import pytest
 
 from curate import Pipeline
@@ -23,7 +22,7 @@ ROWS = [
 
 
 def _pipeline(tmp_path, steps, rows=ROWS, **kw):
-    return Pipeline(name="clean-test", sources=[{"clean_rows": {"rows": rows, "text": "t"}}],
+    return Pipeline(name="clean-test", sources=[{"inline": {"rows": rows, "text": "t"}}],
                     steps=steps, workdir=str(tmp_path / ".curate"), out_dir=str(tmp_path / "out"), **kw)
 
 
@@ -66,8 +65,8 @@ def test_stats_sum_across_batches_and_rerun_is_cached(tmp_path):
 
 def test_apply_to_other_sources_pass_through(tmp_path):
     p = Pipeline(name="clean-apply", sources=[
-        {"clean_rows": {"name": "web", "rows": [{"t": "<b>x y</b>"}], "text": "t"}},
-        {"clean_rows": {"name": "raw", "rows": [{"t": "<b>kept as is</b>"}], "text": "t"}}],
+        {"inline": {"name": "web", "rows": [{"t": "<b>x y</b>"}], "text": "t"}},
+        {"inline": {"name": "raw", "rows": [{"t": "<b>kept as is</b>"}], "text": "t"}}],
         steps=[{"clean": {"strip_html": True, "apply_to": ["web"]}}],
         workdir=str(tmp_path / ".curate"), out_dir=str(tmp_path / "out"))
     out = dict(p.run().data().select("origin", "text").rows())
@@ -79,7 +78,7 @@ def test_yaml_pipeline_and_config_errors(tmp_path):
     good.write_text(textwrap.dedent(f"""
         name: clean-yaml
         sources:
-          - clean_rows: {{rows: [{{t: "a  b c"}}, {{t: "x"}}], text: t}}
+          - inline: {{rows: [{{t: "a  b c"}}, {{t: "x"}}], text: t}}
         steps:
           - clean: {{min_words: 2, pii: {{phones: false}}, repetition: {{dup_line_frac: 0.5}}}}
         workdir: {tmp_path / '.curate'}
@@ -91,7 +90,7 @@ def test_yaml_pipeline_and_config_errors(tmp_path):
     bad.write_text(textwrap.dedent("""
         name: clean-bad
         sources:
-          - clean_rows: {rows: [{t: a}], text: t}
+          - inline: {rows: [{t: a}], text: t}
         steps:
           - clean:
               min_word: 3
@@ -105,7 +104,7 @@ def test_yaml_pipeline_and_config_errors(tmp_path):
 
 def test_missing_text_column_names_step_and_column(tmp_path):
     from curate.errors import DataError
-    p = Pipeline(name="clean-missing", sources=[{"clean_rows": {"rows": [{"body": "x"}]}}],
+    p = Pipeline(name="clean-missing", sources=[{"inline": {"rows": [{"body": "x"}]}}],
                  steps=[Clean()], workdir=str(tmp_path / ".curate"), out_dir=str(tmp_path / "out"))
     with pytest.raises(DataError, match="clean: column 'text' not found"):
         p.run()

@@ -12,7 +12,7 @@ YAML = """\
 name: dedup-yaml
 seed: 3
 sources:
-  - dedup_test_rows:
+  - inline:
       rows: {rows}
 steps:
   - dedup: {{exact: true, near: {{method: minhash, threshold: 0.8, bands: 32, rows: 4}}, keep: longest}}

@@ -1,37 +1,20 @@
-"""Fixtures for the output-schema tests: an in-memory source (not registered, so it cannot clash
-with other tests) and small real data frames from the repo's openly licensed samples."""
+"""Fixtures for the output-schema tests: inline rows and small real data frames from the repo's openly licensed samples."""
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import polars as pl
 import pytest
-from pydantic import Field
 
-from curate.source import Source, SourceBatch, SourceConfig
+from connectors.inline import InlineSource
 
 DATA = Path(__file__).resolve().parents[2] / "pipelines" / "data"
 
 
-class RowsConfig(SourceConfig):
-    rows: list[dict[str, Any]] = Field(description="The rows to emit.")
-
-
-class RowsSource(Source):
-    """Emits the given rows with `rows:<index>` locators."""
-
-    name = "rows"
-    Config = RowsConfig
-
-    def read(self) -> Iterator[SourceBatch]:
-        df = pl.DataFrame(self.config.rows, strict=False)
-        yield SourceBatch(df.with_columns(pl.format("rows:{}", pl.int_range(pl.len())).alias("source")))
-
-
-def rows_source(rows: list[dict[str, Any]], name: str = "rows", **kw: Any) -> RowsSource:
-    return RowsSource(rows=rows, name=name, **kw)
+def rows_source(rows: list[dict[str, Any]], name: str = "rows", **kw: Any) -> InlineSource:
+    return InlineSource(rows=rows, name=name, **kw)
 
 
 @pytest.fixture

@@ -83,7 +83,7 @@ def test_hh_pipeline_step_rejects_and_output_loads_in_trl(tmp_path, run_pipeline
     assert step["rows_rejected"] == 1 and step["stats"]["rejected_by_reason"] == {"empty_chosen": 1}
     assert step["stats"]["implicit_converted"] == 300
     rej = res.rejects()
-    assert rej[R.REASON].to_list() == ["empty_chosen"] and rej[R.SOURCE].to_list() == ["rows:86"]
+    assert rej[R.REASON].to_list() == ["empty_chosen"] and rej[R.SOURCE].to_list() == ["inline:86"]
 
     ds = load_dataset("json", data_files=str(out), split="train")
     assert ds.num_rows == 299 and set(ds.column_names) == {"prompt", "chosen", "rejected", "id"}

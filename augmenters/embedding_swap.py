@@ -110,7 +110,7 @@ def _stopwords() -> frozenset[str]:
 
 def text_rng(seed: int, text: str) -> np.random.Generator:
     """A generator that depends only on (seed, text): results do not depend on batch layout."""
-    return np.random.default_rng([seed & 0xFFFFFFFF, xxhash.xxh32_intdigest(text)])
+    return np.random.default_rng([seed & 0xFFFFFFFF, xxhash.xxh32_intdigest(text.encode("utf-8"))])
 
 
 def match_case(src: str, new: str) -> str:

@@ -35,7 +35,7 @@ def _table(result) -> None:
     from rich.table import Table
     t = Table(title=f"curate build: {result.manifest['pipeline']}")
     t.add_column("kind")
-    t.add_column("name", overflow="fold", min_width=14)
+    t.add_column("name", overflow="fold", min_width=20)
     for col in ("in", "out", "rejected", "created", "sec"):
         t.add_column(col, justify="right")
     t.add_column("status")

@@ -312,9 +312,9 @@ def _tables(url: str) -> list[str]:
         eng.dispose()
 
 
-@pytest.mark.parametrize("db", ["pg", "mariadb"])
+@pytest.mark.parametrize("db", ["pg_url", "mariadb_url"])
 def test_sink_replace_swaps_in_a_full_table(db, request, table_name):
-    url = request.getfixturevalue("pg_url" if db == "pg" else "mariadb_url")
+    url = request.getfixturevalue(db)
     fill(url, table_name, 5)
     try:
         df = pl.DataFrame({"id": ["a", "b"], "text": ["new x", "new y"]})

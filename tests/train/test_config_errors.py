@@ -72,10 +72,8 @@ def test_missing_model_path_fails_early(tmp_path, ni_dir, make_config):
     _no_training(out)
 
 
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="this check is about machines without a CUDA GPU")
 def test_qlora_on_cpu_fails_early(tiny_lm, tmp_path, ni_dir, make_config):
-    import torch
-    if torch.cuda.is_available():
-        pytest.skip("this check is about machines without a CUDA GPU")
     out = tmp_path / "run"
     with pytest.raises(CurateError, match="method qlora needs a CUDA GPU"):
         run_training(make_config(tiny_lm, ni_dir, out, method={"kind": "qlora"}))

@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import Literal
 
 import polars as pl
+
+from curate import records as R
 from pydantic import BaseModel, ConfigDict, Field
 
-from curate.errors import DataError
 
 
 # Unicode White_Space minus the plain space, spelled out: Rust's Unicode-aware `\s` class is ~6×
@@ -30,10 +31,8 @@ class Normalize(BaseModel):
 
 def check_columns(df: pl.DataFrame, columns: list[str], step: str) -> None:
     """Fail with a message naming the step and the missing column."""
-    missing = [c for c in columns if c not in df.columns]
-    if missing:
-        raise DataError(f"step {step}: column(s) {missing} not in the table "
-                        f"(columns: {', '.join(df.columns)})")
+    for c in columns:
+        R.require_column(df, c, f"step {step}")
 
 
 def joined(columns: list[str], sep: str = "\n") -> pl.Expr:

@@ -95,9 +95,12 @@ def _last_checkpoint(cfg: TrainConfig) -> str | None:
         if not Path(r).is_dir():
             raise CurateError(f"training.resume: checkpoint {r} does not exist")
         return r
-    from transformers.trainer_utils import get_last_checkpoint
+    # The newest *complete* checkpoint: a run killed while saving leaves a folder without
+    # trainer_state.json (written last), which transformers' get_last_checkpoint would pick.
     d = Path(cfg.output_dir) / "checkpoints"
-    return get_last_checkpoint(str(d)) if d.is_dir() else None
+    done = [c for c in d.glob("checkpoint-*") if c.name.split("-")[-1].isdigit()
+            and (c / "trainer_state.json").exists()] if d.is_dir() else []
+    return str(max(done, key=lambda c: int(c.name.split("-")[-1]))) if done else None
 
 
 def lm_loss(model, tok, texts: list[str], max_length: int, batch_size: int = 8) -> dict[str, float]:

@@ -71,3 +71,14 @@ def test_kill_then_resume_continues(tiny_lm, ni_dir, tmp_path, make_config):
     assert _optimizer_steps(ckpts / "checkpoint-40") == {40}   # Adam's step count continued too
     logged = [h["step"] for h in r.log_history if "loss" in h]
     assert logged == sorted(set(logged)) and logged[-1] == 40   # no step repeated in the history
+
+
+def test_resume_skips_a_checkpoint_left_half_written(tmp_path):
+    from curate.train.config import TrainConfig
+    from curate.train.runner import _last_checkpoint
+    ck = tmp_path / "run" / "checkpoints"
+    (ck / "checkpoint-8").mkdir(parents=True)
+    (ck / "checkpoint-8" / "trainer_state.json").write_text("{}")
+    (ck / "checkpoint-12").mkdir()           # killed while saving: no trainer_state.json yet
+    cfg = TrainConfig(model="m", data={"train": "x"}, output_dir=str(tmp_path / "run"))
+    assert _last_checkpoint(cfg) == str(ck / "checkpoint-8")

@@ -51,6 +51,7 @@ def test_instruction_filters(inst, reason):
 # ---------------------------------------------------------------------------- self-instruct
 def self_instruct_script():
     counter = itertools.count()
+    inputs = itertools.count()       # own counter: requests arrive concurrently, in any order
     seed0 = json.loads(SEEDS.read_text().splitlines()[0])["instruction"]
 
     def answer(prompt: str, j: int) -> str:
@@ -66,7 +67,7 @@ def self_instruct_script():
         if "Class label:" in prompt:
             return f"review number {next(counter)}"
         if "Write one new example input" in prompt:
-            return "<noinput>" if next(counter) % 5 == 0 else f"a cat named Tom {next(counter)}"
+            return "<noinput>" if next(inputs) == 0 else f"a cat named Tom {next(counter)}"
         return f"answer {next(counter)}"
     return answer
 

@@ -55,11 +55,11 @@ class Augmenter(ABC):
 _AUGMENTERS: dict[str, type[Augmenter]] = {}
 #: augmenter name -> module that defines it (imported on first use; keeps imports cheap).
 _MODULES = {
-    "backtranslate": "augmenters.backtranslate",
-    "embedding_swap": "augmenters.embedding_swap",
-    "wordnet": "augmenters.wordnet",
-    "char_noise": "augmenters.noise", "keyboard": "augmenters.noise", "ocr": "augmenters.noise",
-    "word_dropout": "augmenters.noise",
+    "backtranslate": "curate.augmenters.backtranslate",
+    "embedding_swap": "curate.augmenters.embedding_swap",
+    "wordnet": "curate.augmenters.wordnet",
+    "char_noise": "curate.augmenters.noise", "keyboard": "curate.augmenters.noise", "ocr": "curate.augmenters.noise",
+    "word_dropout": "curate.augmenters.noise",
 }
 
 

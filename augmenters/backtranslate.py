@@ -16,7 +16,7 @@ from typing import Any, Sequence
 
 from pydantic import Field
 
-from augmenters._base import Augmenter, AugmenterConfig, register_augmenter
+from curate.augmenters._base import Augmenter, AugmenterConfig, register_augmenter
 
 TRANSLATE_PROMPT = "Translate the following text from {src} to {dst}. Reply with the translation only.\n\n{text}"
 

@@ -22,7 +22,7 @@ import numpy as np
 import xxhash
 from pydantic import Field
 
-from augmenters._base import Augmenter, AugmenterConfig, register_augmenter
+from curate.augmenters._base import Augmenter, AugmenterConfig, register_augmenter
 from curate.errors import CurateError
 
 WORD_RE = re.compile(r"[A-Za-z]+(?:'[A-Za-z]+)?|[^A-Za-z]+")

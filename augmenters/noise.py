@@ -1,7 +1,7 @@
 """Noise for robustness sets via nlpaug: character edits, keyboard typos, OCR confusions, word dropout.
 
 Each is an nlpaug augmenter run over the whole batch under a seeded RNG (nlpaug draws from
-Python's and numpy's global generators; :func:`augmenters._base.seeded` sets and restores them),
+Python's and numpy's global generators; :func:`curate.augmenters._base.seeded` sets and restores them),
 so a run is reproducible. Texts nlpaug cannot change (empty, too short) come back as ``None``.
 """
 from __future__ import annotations
@@ -10,7 +10,7 @@ from typing import Any, Literal, Sequence
 
 from pydantic import Field
 
-from augmenters._base import Augmenter, AugmenterConfig, register_augmenter, seeded
+from curate.augmenters._base import Augmenter, AugmenterConfig, register_augmenter, seeded
 
 
 class NoiseConfig(AugmenterConfig):

@@ -15,8 +15,8 @@ from typing import Sequence
 
 from pydantic import Field
 
-from augmenters._base import Augmenter, AugmenterConfig, register_augmenter
-from augmenters.embedding_swap import WORD_RE, _stopwords, match_case, text_rng
+from curate.augmenters._base import Augmenter, AugmenterConfig, register_augmenter
+from curate.augmenters.embedding_swap import WORD_RE, _stopwords, match_case, text_rng
 
 
 class WordNetConfig(AugmenterConfig):

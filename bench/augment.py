@@ -36,7 +36,7 @@ def sms_texts(n: int) -> list[str]:
 def write_word2vec(path: Path) -> int:
     from gensim.models import KeyedVectors
 
-    from augmenters.embedding_swap import load_vectors
+    from curate.augmenters.embedding_swap import load_vectors
     wv = load_vectors(None)
     kv = KeyedVectors(vector_size=wv.vectors.shape[1])
     kv.add_vectors(wv.words, wv.vectors)
@@ -54,8 +54,8 @@ def main() -> None:
 
     import nlpaug.augmenter.word as naw
 
-    from augmenters._base import build_augmenter, seeded
-    from augmenters.embedding_swap import load_vectors
+    from curate.augmenters._base import build_augmenter, seeded
+    from curate.augmenters.embedding_swap import load_vectors
 
     with tempfile.TemporaryDirectory() as tmp:
         vec = Path(tmp) / "minilm_wordpieces.bin"

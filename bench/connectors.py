@@ -65,8 +65,8 @@ def case(name: str, args: dict) -> dict:
     import polars as pl  # noqa: F401  (imports counted in the baseline, not the case)
     import sqlalchemy  # noqa: F401
 
-    from connectors.s3 import S3Source
-    from connectors.sql import SqlSource
+    from curate.connectors.s3 import S3Source
+    from curate.connectors.sql import SqlSource
     gc.collect()
     base = reset_peak()
     t0 = time.perf_counter()

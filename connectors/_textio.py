@@ -13,7 +13,7 @@ or any object with the same attributes (e.g. a connector's own config model inhe
 
 Reuse from another connector::
 
-    from connectors._textio import CsvOptions, iter_csv
+    from curate.connectors._textio import CsvOptions, iter_csv
     with s3.open(key) as body:                     # any binary file object
         yield from iter_csv(body, f"s3://{bucket}/{key}", CsvOptions(delimiter=";"), origin)
 """

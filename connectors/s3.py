@@ -3,7 +3,7 @@
 
 CSV/TSV/JSON/JSONL objects (optionally .gz) are parsed straight from ``get_object()['Body']``,
 botocore's file-like StreamingBody, with the shared streaming parsers of
-:mod:`connectors._textio`, so memory stays bounded by one batch whatever the object size.
+:mod:`curate.connectors._textio`, so memory stays bounded by one batch whatever the object size.
 Parquet needs random access (its footer sits at the end), so it is read through
 :class:`S3RangeFile`, a seekable file that issues ranged GETs: no whole-object read, no
 temp file, and the same boto3 client (credentials chain, endpoint, retries) as every other object
@@ -231,7 +231,7 @@ class S3Source(Source):
         except BotoCoreError as e:
             raise s3_error(e, where) from None
         if c.format == "auto":
-            from connectors._textio import format_for
+            from curate.connectors._textio import format_for
             unknown = [o["Key"] for o in found if format_for(o["Key"]) is None]
             if unknown and len(found) == 1 and m is None:
                 raise DataError(f"{where}: cannot tell the format of {unknown[0]!r} from its name; "
@@ -262,7 +262,7 @@ class S3Source(Source):
     def read(self) -> Iterator[SourceBatch]:
         from botocore.exceptions import BotoCoreError, ClientError
 
-        from connectors._textio import OPTIONS, format_for, iter_format
+        from curate.connectors._textio import OPTIONS, format_for, iter_format
         c = self.config
         bucket, _ = parse_s3_url(c.url)
         for obj in self.objects():
@@ -368,7 +368,7 @@ class S3Sink(Sink):
             if fmt == "jsonl":
                 df.write_ndjson(path)
             elif fmt == "csv":
-                from connectors.sql import json_text
+                from curate.connectors.sql import json_text
                 df.with_columns(json_text(n) for n, t in df.schema.items() if t.is_nested()).write_csv(path)
             else:
                 df.write_parquet(path)

@@ -442,7 +442,7 @@ class WebSource(Source):
             return Outcome(url, reason="fetch_failed", detail=f"{type(e).__name__}: {str(e)[:300]}")
 
     def _parse(self, url: str, depth: int, resp, body: bytes) -> Outcome:
-        from connectors._web_extract import extract
+        from curate.connectors._web_extract import extract
         c = self.config
         if resp.status_code >= 400:
             return Outcome(url, reason="http_error", detail=f"HTTP {resp.status_code}")

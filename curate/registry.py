@@ -1,7 +1,7 @@
 """Name → class registries for sources, steps and outputs.
 
 Classes register themselves with a decorator in the module that defines them; the registry
-imports the plug-in packages (``connectors``, ``curate.steps``, ``curate.synth``, ``schemas``,
+imports the plug-in packages (``connectors``, ``curate.steps``, ``curate.steps.synth``, ``schemas``,
 ``augmenters``) lazily the first time a name is looked up, so ``curate --help`` stays fast and
 adding a step needs no edit to a central table.
 """
@@ -13,9 +13,9 @@ from typing import Any, Callable, TypeVar
 
 T = TypeVar("T")
 
-PLUGIN_PACKAGES = ("connectors", "curate.steps", "curate.synth", "schemas", "augmenters")
+PLUGIN_PACKAGES = ("curate.connectors", "curate.steps", "curate.schemas", "curate.augmenters", "curate.llm")
 
-_REGISTRIES: dict[str, dict[str, type]] = {"source": {}, "step": {}, "output": {}}
+_REGISTRIES: dict[str, dict[str, type]] = {"source": {}, "step": {}, "output": {}, "llm_backend": {}}
 _discovered = False
 #: Plug-in modules that failed to import: module name -> error text (shown with unknown names).
 import_errors: dict[str, str] = {}
@@ -45,6 +45,11 @@ def register_step(name: str):
 def register_output(name: str):
     """Register a :class:`curate.sink.Sink` subclass under ``name``."""
     return _register("output", name)
+
+
+def register_llm_backend(name: str):
+    """Register a :class:`curate.llm.base.LLM` subclass as the backend called ``name``."""
+    return _register("llm_backend", name)
 
 
 def discover() -> None:

@@ -1,5 +1,6 @@
-"""DPO preference data (TRL ``prompt``/``chosen``/``rejected``): pair normalisation, the
-``dpo_pairs`` step that rejects unusable pairs, and the ``dpo`` JSONL output.
+"""DPO preference data (TRL ``prompt``/``chosen``/``rejected``): pair normalisation and the ``dpo``
+JSONL output. The ``dpo_pairs`` step that rejects unusable pairs lives in
+:mod:`curate.steps.dpo_pairs` and uses the rules here.
 
 Pure functions (:func:`split_implicit`, :func:`pair_problem`, :func:`hh_to_messages`,
 :func:`to_record`, :func:`pairs_from_labels`) hold the rules so synth steps and the train runner
@@ -20,9 +21,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from curate import records as R
 from curate.cache import atomic_path
 from curate.errors import CurateError, DataError
-from curate.registry import register_output, register_step
+from curate.registry import register_output
 from curate.sink import Sink, SinkConfig
-from curate.step import Step, StepConfig, StepContext, StepResult
 
 SCHEMA_PATH = Path(__file__).with_name("dpo.schema.json")
 
@@ -241,11 +241,11 @@ class PairColumns(BaseModel):
     from_labels: FromLabels | None = Field(default=None, description="Build pairs from a label column instead.")
 
 
-def _column_values(df: pl.DataFrame, col: str) -> list[Any]:
+def column_values(df: pl.DataFrame, col: str) -> list[Any]:
     return df[col].to_list() if col in df.columns else [None] * df.height
 
 
-def _pairs_frame(df: pl.DataFrame, cfg: PairColumns, seed: int) -> tuple[pl.DataFrame, dict[str, str]]:
+def pairs_frame(df: pl.DataFrame, cfg: PairColumns, seed: int) -> tuple[pl.DataFrame, dict[str, str]]:
     """The input with from_labels applied; returns the frame and the prompt/chosen/rejected names."""
     if cfg.from_labels is not None:
         fl = cfg.from_labels
@@ -255,67 +255,6 @@ def _pairs_frame(df: pl.DataFrame, cfg: PairColumns, seed: int) -> tuple[pl.Data
     for k in ("chosen", "rejected"):
         R.require_column(df, cols[k], "dpo", f"{k} column", hint=f" (set `{k}:` or `from_labels:`)")
     return df, cols
-
-
-# ============================================================================ step
-class DpoPairsConfig(StepConfig, PairColumns):
-    """Options of the ``dpo_pairs`` step."""
-
-    single_turn: bool = Field(default=True, description="Reject hh-style completions that continue the "
-                                                        "dialogue (they cannot become conversational DPO).")
-
-
-@register_step("dpo_pairs")
-class DpoPairs(Step):
-    """Normalise preference pairs into explicit `prompt`/`chosen`/`rejected` columns; reject unusable pairs."""
-
-    Config = DpoPairsConfig
-    scope = "global"          # from_labels needs the whole label set
-    version = "1"
-
-    def process(self, df: pl.DataFrame, ctx: StepContext) -> StepResult:
-        cfg = self.config
-        work, cols = _pairs_frame(df, cfg, ctx.seed)
-        if cfg.from_labels is not None:
-            n_labels = work[cfg.from_labels.label].drop_nulls().n_unique()
-        prompts, chosen, rejected = (_column_values(work, cols[k]) for k in ("prompt", "chosen", "rejected"))
-        out_p, out_c, out_r, reasons, details = [], [], [], [], []
-        implicit = 0
-        for p, c, r in zip(prompts, chosen, rejected):
-            reason = detail = None
-            try:
-                if p is None or p == "" or p == []:
-                    implicit += 1
-                np_, nc, nr = normalise_pair(p, c, r, cfg.split_at)
-                if cfg.single_turn:
-                    for which, comp in (("chosen", nc), ("rejected", nr)):
-                        if isinstance(comp, str) and HH_HUMAN in comp:
-                            raise PairError("multi_turn_completion", f"{which} continues the dialogue")
-                        if is_messages(comp) and any(m.get("role") != "assistant" for m in comp):
-                            raise PairError("multi_turn_completion", f"{which} holds a non-assistant turn")
-            except PairError as e:
-                reason, detail = e.reason, e.detail or None
-                if cfg.from_labels is not None and reason == "empty_rejected" and c is not None:
-                    reason, detail = "no_other_label", f"label set has {n_labels} value(s)"
-                np_, nc, nr = p, c, r
-            out_p.append(np_)
-            out_c.append(nc)
-            out_r.append(nr)
-            reasons.append(reason)
-            details.append(detail)
-        conv = any(is_messages(x) for x in out_c if x is not None)
-        dtype = None if conv else pl.String
-        work = work.with_columns(pl.Series("prompt", out_p, dtype=dtype, strict=False),
-                                 pl.Series("chosen", out_c, dtype=dtype, strict=False),
-                                 pl.Series("rejected", out_r, dtype=dtype, strict=False),
-                                 pl.Series("_reason", reasons, dtype=pl.String),
-                                 pl.Series("_detail", details, dtype=pl.String))
-        kept = work.filter(pl.col("_reason").is_null()).drop("_reason", "_detail")
-        rej = work.filter(pl.col("_reason").is_not_null())
-        rej = R.reject(rej, self.name, pl.col("_reason"), pl.col("_detail")).drop("_reason", "_detail")
-        by_reason = dict(rej.group_by(R.REASON).len().rows()) if rej.height else {}
-        stats = {"pairs": kept.height, "implicit_converted": implicit, "rejected_by_reason": by_reason}
-        return StepResult(kept=kept, rejected=rej, stats=stats)
 
 
 # ============================================================================ output
@@ -345,14 +284,14 @@ class DpoOutput(Sink):
     def records(self, df: pl.DataFrame, seed: int = 0) -> list[dict[str, Any]]:
         """The rows to write; raises :class:`CurateError` naming the first bad rows."""
         cfg = self.config
-        work, cols = _pairs_frame(df, cfg, seed)
+        work, cols = pairs_frame(df, cfg, seed)
         missing = [c for c in cfg.extra_columns if c not in work.columns]
         if missing:
             raise DataError(f"dpo output: extra column {missing[0]!r} not found")
-        prompts, chosen, rejected = (_column_values(work, cols[k]) for k in ("prompt", "chosen", "rejected"))
+        prompts, chosen, rejected = (column_values(work, cols[k]) for k in ("prompt", "chosen", "rejected"))
         extras = work.select(cfg.extra_columns).to_dicts() if cfg.extra_columns else [{}] * work.height
-        where = _column_values(work, R.SOURCE) if R.SOURCE in work.columns else [None] * work.height
-        ids = _column_values(work, R.ID)
+        where = column_values(work, R.SOURCE) if R.SOURCE in work.columns else [None] * work.height
+        ids = column_values(work, R.ID)
         out, bad = [], []
         for i, (p, c, r) in enumerate(zip(prompts, chosen, rejected)):
             try:

@@ -2,21 +2,20 @@
 
 The pure functions (:func:`build_task`, :func:`validate_task`, :func:`load_task`,
 :func:`task_json`) hold the format rules so the train runner and synth steps can reuse them; the
-``natural_instructions`` output and source are thin wrappers around them. Rules follow the
+``natural_instructions`` output here and the source in :mod:`curate.connectors.natural_instructions`
+are thin wrappers around them. Rules follow the
 upstream ``src/test_all.py`` (see ``/work/shared/reference/natural-instructions-schema.md``).
 """
 from __future__ import annotations
 
-import glob as _glob
 import json
 import logging
 import math
-import os
 import re
 import uuid
 from collections import Counter
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import polars as pl
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -24,9 +23,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from curate import records as R
 from curate.cache import write_text
 from curate.errors import CurateError, DataError
-from curate.registry import register_output, register_source
+from curate.registry import register_output
 from curate.sink import Sink, SinkConfig
-from curate.source import Source, SourceBatch, SourceConfig, quarantine
 
 log = logging.getLogger(__name__)
 
@@ -303,7 +301,7 @@ def build_task(df: pl.DataFrame, spec: TaskSpec, seed: int = 0) -> tuple[dict[st
     return task, stats
 
 
-def _is_str_list(v: Any) -> bool:
+def is_str_list(v: Any) -> bool:
     return isinstance(v, list) and all(isinstance(x, str) for x in v)
 
 
@@ -320,7 +318,7 @@ def validate_instance(inst: Any) -> str | None:
     out = inst["output"]
     if not isinstance(out, list):
         return "output_not_list"
-    if not out or not _is_str_list(out):
+    if not out or not is_str_list(out):
         return "output_not_list_of_strings" if out else "empty_output"
     return None
 
@@ -342,21 +340,21 @@ def validate_task(task: dict[str, Any], name: str | None = None) -> list[str]:
             hint = next((t for t in TOP_KEYS if t.lower() == k.lower()), None)
             problems.append(f"unknown key: {k!r}" + (f" (did you mean {hint!r}?)" if hint else ""))
     for k in LIST_OF_STR_KEYS:
-        if k in task and not _is_str_list(task[k]):
+        if k in task and not is_str_list(task[k]):
             bad = "NaN" if isinstance(task[k], list) and any(isinstance(x, float) and math.isnan(x)
                                                               for x in task[k]) else type(task[k]).__name__
             problems.append(f"type: {k!r} must be a list of strings (got {bad})")
-    if _is_str_list(task.get("Definition")) and not any(d.strip() for d in task["Definition"]):
+    if is_str_list(task.get("Definition")) and not any(d.strip() for d in task["Definition"]):
         problems.append("definition: 'Definition' needs at least one non-empty instruction")
     for k in LANGUAGE_KEYS:
-        if _is_str_list(task.get(k)):
+        if is_str_list(task.get(k)):
             for lang in task[k]:
                 if lang not in LANGUAGES:
                     problems.append(f"language names: {k} value {lang!r} is not an iso639 language name "
                                     "(e.g. 'English', 'Spanish')")
-    langs = task.get("Input_language") if _is_str_list(task.get("Input_language")) else []
+    langs = task.get("Input_language") if is_str_list(task.get("Input_language")) else []
     for lang in langs:
-        if lang != "English" and _is_str_list(task.get("Definition")) and \
+        if lang != "English" and is_str_list(task.get("Definition")) and \
                 not all(lang in d for d in task["Definition"]):
             problems.append(f"definition language: input language {lang!r} must be named in every Definition")
     for key, minimum in (("Positive Examples", 2), ("Negative Examples", 1)):
@@ -548,69 +546,3 @@ class NaturalInstructionsOutput(Sink):
         for fname, task in built:
             out.append(write_task(task, Path(cfg.dir) / fname))
         return out
-
-
-# ============================================================================ source
-class NISourceConfig(SourceConfig):
-    """Options of the ``natural_instructions`` source."""
-
-    path: str | list[str] = Field(description="Task file(s): a path, a glob, or a list of them.")
-
-
-@register_source("natural_instructions")
-class NaturalInstructionsSource(Source):
-    """Natural Instructions task files: one row per instance (text, output, label, task, definition)."""
-
-    Config = NISourceConfig
-    version = "1"
-
-    def files(self) -> list[Path]:
-        pats = self.config.path if isinstance(self.config.path, list) else [self.config.path]
-        out: list[Path] = []
-        for p in map(os.path.expanduser, pats):
-            hits = sorted(_glob.glob(p, recursive=True)) if _glob.has_magic(p) else [p]
-            if not hits:
-                raise DataError(f"natural_instructions source: no file matches {p!r}")
-            out += [Path(h) for h in hits]
-        return out
-
-    def fingerprint(self) -> str | None:
-        parts = []
-        for f in self.files():
-            try:
-                st = f.stat()
-            except FileNotFoundError:
-                return None
-            parts.append(f"{f}:{st.st_size}:{st.st_mtime_ns}")
-        return "|".join(parts)
-
-    def read(self) -> Iterator[SourceBatch]:
-        for path in self.files():
-            task = load_task(path)
-            definition = task.get("Definition")
-            definition = "\n".join(definition) if _is_str_list(definition) else None
-            inst = task.get("Instances")
-            if not isinstance(inst, list):
-                raise DataError(f"natural_instructions source: {path}: `Instances` is missing or not a list")
-            good, locs, bad_locs, reasons, details = [], [], [], [], []
-            for j, x in enumerate(inst):
-                loc = f"natural_instructions:{path}:{j}"
-                problem = validate_instance(x)
-                if problem:
-                    bad_locs.append(loc)
-                    reasons.append(problem)
-                    details.append(json.dumps(x, ensure_ascii=False, default=str)[:200])
-                else:
-                    good.append(x)
-                    locs.append(loc)
-            rows = pl.DataFrame({
-                R.SOURCE: pl.Series(locs, dtype=pl.String),
-                "text": pl.Series([x["input"] for x in good], dtype=pl.String),
-                "output": pl.Series([x["output"] for x in good], dtype=pl.List(pl.String)),
-                "label": pl.Series([x["output"][0] for x in good], dtype=pl.String),
-                "task": pl.Series([path.stem] * len(good), dtype=pl.String),
-                "definition": pl.Series([definition] * len(good), dtype=pl.String),
-                "instance_id": pl.Series([x["id"] for x in good], dtype=pl.String),
-            })
-            rejected = quarantine(bad_locs, reasons, details, self.origin) if bad_locs else pl.DataFrame()
-            yield SourceBatch(rows, rejected)

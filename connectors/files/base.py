@@ -12,7 +12,7 @@ from pydantic import Field
 from curate.cache import fingerprint
 from curate.errors import DataError
 from curate.source import Source, SourceBatch, SourceConfig
-from connectors import _textio
+from curate.connectors import _textio
 
 
 class FileSourceConfig(SourceConfig):
@@ -59,10 +59,10 @@ def stat_fingerprint(paths: list[str], config: dict[str, Any]) -> str:
 
 
 class FileSource(Source):
-    """Streams each matched file through ``fmt``'s parser from :mod:`connectors._textio`."""
+    """Streams each matched file through ``fmt``'s parser from :mod:`curate.connectors._textio`."""
 
     Config: ClassVar[type[FileSourceConfig]] = FileSourceConfig
-    fmt: ClassVar[str] = ""               # key of connectors._textio.PARSERS
+    fmt: ClassVar[str] = ""               # key of curate.connectors._textio.PARSERS
     batch_rows: ClassVar[int] = _textio.BATCH_ROWS
 
     def paths(self) -> list[str]:

@@ -1,12 +1,12 @@
 """Sources ``csv`` and ``tsv``: delimited text, every value a string.
 
 Locator ``csv:<path>:<line>`` (the 1-based physical line where the record starts) for both, since
-a TSV is a CSV dialect. Malformed records are quarantined (see :func:`connectors._textio.iter_csv`).
+a TSV is a CSV dialect. Malformed records are quarantined (see :func:`curate.connectors._textio.iter_csv`).
 """
 from __future__ import annotations
 
-from connectors._textio import CsvOptions, TsvOptions
-from connectors.files.base import FileSource, FileSourceConfig
+from curate.connectors._textio import CsvOptions, TsvOptions
+from curate.connectors.files.base import FileSource, FileSourceConfig
 from curate.registry import register_source
 
 

@@ -8,8 +8,8 @@ from typing import Iterator
 import polars as pl
 from pydantic import Field
 
-from connectors._textio import BATCH_ROWS, with_locators
-from connectors.files.base import FileSourceConfig, expand_paths, stat_fingerprint
+from curate.connectors._textio import BATCH_ROWS, with_locators
+from curate.connectors.files.base import FileSourceConfig, expand_paths, stat_fingerprint
 from curate.errors import DataError
 from curate.registry import register_source
 from curate.source import Source, SourceBatch

@@ -2,8 +2,8 @@
 ``records_key``); locator ``json:<path>:<index>`` with the 0-based array index."""
 from __future__ import annotations
 
-from connectors._textio import JsonOptions
-from connectors.files.base import FileSource, FileSourceConfig
+from curate.connectors._textio import JsonOptions
+from curate.connectors.files.base import FileSource, FileSourceConfig
 from curate.registry import register_source
 
 

@@ -1,8 +1,8 @@
 """Source ``jsonl``: one JSON object per line, types kept; locator ``jsonl:<path>:<line>``."""
 from __future__ import annotations
 
-from connectors._textio import JsonlOptions
-from connectors.files.base import FileSource, FileSourceConfig
+from curate.connectors._textio import JsonlOptions
+from curate.connectors.files.base import FileSource, FileSourceConfig
 from curate.registry import register_source
 
 

@@ -2,7 +2,7 @@
 ``parquet:<path>:<row>`` with the 0-based row number in that file."""
 from __future__ import annotations
 
-from connectors.files.base import FileSource, FileSourceConfig
+from curate.connectors.files.base import FileSource, FileSourceConfig
 from curate.registry import register_source
 
 

@@ -98,17 +98,13 @@ def load_backend(spec: BackendSpec, *, cache: bool = True) -> LLM:
            spec.step_overhead_tokens)
     if cache and key in _CACHE:
         return _CACHE[key]
-    if spec.backend == "transformers":
-        from curate.llm.transformers_backend import TransformersLLM
-        llm: LLM = TransformersLLM(spec)
-    elif spec.backend == "vllm":
-        from curate.llm.vllm_backend import VLLM
-        llm = VLLM(spec)
-    elif spec.backend == "http":
-        from curate.llm.http_backend import HttpLLM
-        llm = HttpLLM(spec)
-    else:  # pragma: no cover - guarded by the Literal
-        raise ValueError(f"unknown backend {spec.backend!r}")
+    from curate import (
+        registry,  # backends register themselves; the base never imports them
+    )
+    cls = registry.get("llm_backend", spec.backend)
+    if cls is None:
+        raise ValueError(f"unknown LLM backend {spec.backend!r}; known: {', '.join(registry.names('llm_backend'))}")
+    llm: LLM = cls(spec)
     if cache:
         _CACHE[key] = llm
     return llm

@@ -11,7 +11,16 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Sequence
 
 from curate.errors import CurateError
-from curate.llm.base import LLM, BackendSpec, Generation, Prompt, SamplingParams, api_key_from_env, apply_stop
+from curate.llm.base import (
+    LLM,
+    BackendSpec,
+    Generation,
+    Prompt,
+    SamplingParams,
+    api_key_from_env,
+    apply_stop,
+)
+from curate.registry import register_llm_backend
 
 RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
 
@@ -35,6 +44,7 @@ def retry_after_seconds(value: str | None) -> float | None:
         return None
 
 
+@register_llm_backend("http")
 class HttpLLM(LLM):
     """Talks to ``{base_url}/chat/completions`` (chat prompts) or ``/completions`` (raw text)."""
 

@@ -5,8 +5,16 @@ from __future__ import annotations
 
 from typing import Any, Callable, Sequence
 
-from curate.llm.base import LLM, BackendSpec, Generation, Prompt, SamplingParams, apply_stop
+from curate.llm.base import (
+    LLM,
+    BackendSpec,
+    Generation,
+    Prompt,
+    SamplingParams,
+    apply_stop,
+)
 from curate.llm.batching import pack_by_tokens, pack_min_cost, restore_order
+from curate.registry import register_llm_backend
 
 #: Default per-decoding-step overhead in token units: small on CPUs (compute-bound, so padding
 #: matters most), large on GPUs (launch-bound, so bigger batches matter most).
@@ -21,6 +29,7 @@ def is_oom(exc: BaseException) -> bool:
     return isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower()
 
 
+@register_llm_backend("transformers")
 class TransformersLLM(LLM):
     """A causal LM loaded with ``AutoModelForCausalLM`` from a hub name or a local path."""
 

@@ -6,8 +6,10 @@ from typing import Sequence
 
 from curate.errors import CurateError
 from curate.llm.base import LLM, BackendSpec, Generation, Prompt, SamplingParams
+from curate.registry import register_llm_backend
 
 
+@register_llm_backend("vllm")
 class VLLM(LLM):
     """``vllm.LLM`` behind the curate interface (chat prompts go through ``LLM.chat``)."""
 

@@ -4,7 +4,7 @@ Originals are kept unchanged. For every row, each configured augmenter makes ``m
 variants (seeds differ per variant); each variant is a new row with id
 ``<parent id>-<augmenter><k>``, ``parent_id``, ``augmenter``, ``augment_params`` (JSON of the
 augmenter's configuration), ``similarity`` and ``length_ratio``. Variants that fail the gate
-(:mod:`augmenters.gate`) — or that the augmenter could not make (empty text, no word it knows),
+(:mod:`curate.augmenters.gate`) — or that the augmenter could not make (empty text, no word it knows),
 or whose parent is not in a language the augmenter supports — are rejected with the reason.
 Batches are written as resumable shards (slow back-translation survives a kill).
 """
@@ -17,7 +17,7 @@ import numpy as np
 import polars as pl
 from pydantic import Field
 
-from augmenters.gate import GateConfig
+from curate.augmenters.gate import GateConfig
 from curate import records as R
 from curate.errors import DataError
 from curate.registry import register_step
@@ -78,8 +78,8 @@ class Augment(Step):
     version = "1"
 
     def process(self, df: pl.DataFrame, ctx: StepContext) -> StepResult:
-        from augmenters._base import build_augmenter
-        from augmenters.gate import check
+        from curate.augmenters._base import build_augmenter
+        from curate.augmenters.gate import check
         cfg: AugmentConfig = self.config  # type: ignore[assignment]
         if df.height == 0:
             return StepResult(kept=df, rejected=R.empty_rejects(df))

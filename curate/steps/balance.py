@@ -406,7 +406,7 @@ def _label_predictor(cfg: BalanceConfig, X: np.ndarray, y: np.ndarray):
         from sklearn.neighbors import KNeighborsClassifier
         knn = KNeighborsClassifier(n_neighbors=min(5, len(y))).fit(X, y)
         return lambda E, texts: knn.predict(E)
-    from augmenters.gate import _classifier
+    from curate.augmenters.gate import _classifier
     clf = _classifier(cfg.label_check)
     lmap = cfg.label_map or {}
     return lambda E, texts: np.asarray([lmap.get(str(o["label"]), str(o["label"]))
@@ -485,7 +485,7 @@ def smote_rows(df: pl.DataFrame, y: np.ndarray, goal: dict[str, int], cfg: Balan
         generate = lambda idx, seed: _llm_generate(  # noqa: E731
             cfg.llm, [SMOTE_PROMPT.format(label=C[i], a=texts[A[i]], b=texts[B[i]], w=W[i]) for i in idx], seed)
     else:
-        from augmenters._base import build_augmenter
+        from curate.augmenters._base import build_augmenter
         aug = build_augmenter(cfg.generator)
         gen_params = {"generator": "augmenter", **aug.params()}
         generate = lambda idx, seed: aug.augment([texts[near[i]] for i in idx], seed)  # noqa: E731

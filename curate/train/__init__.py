@@ -20,22 +20,22 @@ def train_config_from_dict(data: Any, *, path: str = "<python>", lines: dict | N
     from pydantic import ValidationError
 
     from curate.errors import PipelineErrors, PipelineFileError
-    from curate.pipeline import _line_for, _pydantic_errors
+    from curate.yamlfile import line_for, pydantic_errors
 
     lines = lines or {}
     if not isinstance(data, dict):
         raise PipelineFileError("a train config must be a mapping with model, objective, data, ...",
-                                path=path, line=_line_for(lines, prefix), key=".".join(map(str, prefix)) or None)
+                                path=path, line=line_for(lines, prefix), key=".".join(map(str, prefix)) or None)
     try:
         return TrainConfig(**data)
     except ValidationError as e:
-        raise PipelineErrors(_pydantic_errors(e, TrainConfig, prefix, path, lines, data)) from None
+        raise PipelineErrors(pydantic_errors(e, TrainConfig, prefix, path, lines, data)) from None
 
 
 def load_train_config(path: str | Path) -> TrainConfig:
     """Read a standalone train YAML, or the ``train:`` section of a pipeline file."""
     from curate.errors import MissingEnvError, PipelineErrors, PipelineFileError
-    from curate.pipeline import _fmt, _line_for, read_yaml_mapping, resolve_env
+    from curate.yamlfile import key_path, line_for, read_yaml_mapping, resolve_env
 
     path_s = str(path)
     raw, lines = read_yaml_mapping(path, "train config file", "model, objective, data, ...")
@@ -49,7 +49,7 @@ def load_train_config(path: str | Path) -> TrainConfig:
     data = resolve_env(raw, prefix, missing)
     if missing:
         raise PipelineErrors([PipelineFileError(str(MissingEnvError(name)), path=path_s,
-                                                line=_line_for(lines, loc), key=_fmt(loc)) for loc, name in missing])
+                                                line=line_for(lines, loc), key=key_path(loc)) for loc, name in missing])
     cfg = train_config_from_dict(data, path=path_s, lines=lines, prefix=prefix)
     if manifest and cfg.provenance is None:
         cfg = cfg.model_copy(update={"provenance": manifest})

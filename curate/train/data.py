@@ -101,16 +101,16 @@ def detect_format(path: Path, first: dict) -> str:
 
 # ---------------------------------------------------------------------------- NI
 def _ni_loader():
-    """schemas.natural_instructions when present (the project's schema), else a local reader."""
+    """curate.schemas.natural_instructions when present (the project's schema), else a local reader."""
     try:
-        from schemas.natural_instructions import load_task, validate_task  # type: ignore
+        from curate.schemas.natural_instructions import load_task, validate_task  # type: ignore
         return load_task, validate_task
     except ImportError:
         return (lambda p: json.loads(Path(p).read_text(encoding="utf-8"))), _validate_ni
 
 
 def _validate_ni(task: Any) -> list[str]:
-    """Minimal NI schema check used when schemas.natural_instructions is not available."""
+    """Minimal NI schema check used when curate.schemas.natural_instructions is not available."""
     errs: list[str] = []
     if not isinstance(task, dict):
         return ["task must be a JSON object"]
@@ -240,9 +240,9 @@ def _split_implicit(chosen: str, rejected: str) -> tuple[str, str, str]:
 
 
 def _dpo_rules():
-    """schemas.dpo's pair rules (shared with the dpo output) when available."""
+    """curate.schemas.dpo's pair rules (shared with the dpo output) when available."""
     try:
-        from schemas.dpo import pair_problem, split_implicit  # type: ignore
+        from curate.schemas.dpo import pair_problem, split_implicit  # type: ignore
         return pair_problem, split_implicit
     except ImportError:
         return None, None

@@ -22,8 +22,8 @@ def main() -> None:
     args = ap.parse_args()
     import torch
 
-    from augmenters._base import build_augmenter
-    from augmenters.backtranslate import load_seq2seq
+    from curate.augmenters._base import build_augmenter
+    from curate.augmenters.backtranslate import load_seq2seq
     from curate.testing import DEFAULT_CORPUS, tiny_marian
 
     with tempfile.TemporaryDirectory() as tmp:

@@ -8,8 +8,8 @@ import numpy as np
 import polars as pl
 import pytest
 
-from augmenters._base import build_augmenter
-from augmenters.gate import GateConfig, check
+from curate.augmenters._base import build_augmenter
+from curate.augmenters.gate import GateConfig, check
 from curate.errors import CurateError, DataError
 
 EN = "The movie was really good and the actors were great in every single scene."

@@ -7,7 +7,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from augmenters._base import Augmenter, AugmenterConfig, register_augmenter, _AUGMENTERS
+from curate.augmenters._base import Augmenter, AugmenterConfig, register_augmenter, _AUGMENTERS
 from curate import Pipeline
 from curate.errors import DataError
 

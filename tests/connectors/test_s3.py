@@ -9,7 +9,7 @@ import json
 import polars as pl
 import pytest
 
-from connectors.s3 import S3RangeFile, S3Sink, S3Source, glob_regex
+from curate.connectors.s3 import S3RangeFile, S3Sink, S3Source, glob_regex
 from curate import Pipeline
 from curate.errors import CurateError, DataError
 

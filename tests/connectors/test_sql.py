@@ -8,7 +8,7 @@ import polars as pl
 import pytest
 import sqlalchemy as sa
 
-from connectors.sql import SqlSink, SqlSource, check_read_only, safe_url
+from curate.connectors.sql import SqlSink, SqlSource, check_read_only, safe_url
 from curate import Pipeline
 from curate.errors import CurateError, DataError
 

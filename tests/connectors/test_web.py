@@ -11,7 +11,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from connectors.web import WebSource, normalize_url, retry_after_seconds
+from curate.connectors.web import WebSource, normalize_url, retry_after_seconds
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -211,7 +211,7 @@ def test_helpers():
 KILL_SCRIPT = textwrap.dedent("""
     import os, signal, sys
     sys.path.insert(0, {repo!r})
-    from connectors import web
+    from curate.connectors import web
     cfg = {cfg!r}
     kill_after = int(sys.argv[1])
     done = 0

@@ -10,7 +10,7 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
-from connectors import _textio as T
+from curate.connectors import _textio as T
 
 
 def _read(data: bytes, options: T.CsvOptions, *, fast: bool, batch_rows: int = T.BATCH_ROWS,

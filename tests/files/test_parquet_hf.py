@@ -21,7 +21,7 @@ def test_parquet_source_keeps_types_and_row_locators(tmp_path, run_source):
 
 
 def test_parquet_batches_and_limit(tmp_path):
-    from connectors.files.parquet import ParquetSource
+    from curate.connectors.files.parquet import ParquetSource
     p = tmp_path / "b.parquet"
     _frame(10).write_parquet(p, row_group_size=4)
     src = ParquetSource(path=str(p))

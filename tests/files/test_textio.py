@@ -1,4 +1,4 @@
-"""The reusable parsers in connectors._textio, driven directly with in-memory streams the way the
+"""The reusable parsers in curate.connectors._textio, driven directly with in-memory streams the way the
 S3 connector uses them (binary file object + locator prefix)."""
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import io
 import polars as pl
 import pytest
 
-from connectors import _textio as T
+from curate.connectors import _textio as T
 from curate.errors import DataError
 
 
@@ -133,7 +133,7 @@ def test_csv_records_spanning_blocks(monkeypatch):
 
 
 def test_limit_across_files(tmp_path):
-    from connectors.files.delimited import CsvSource
+    from curate.connectors.files.delimited import CsvSource
     for name in ("a", "b", "c"):
         (tmp_path / f"{name}.csv").write_text("x\n1\n2\n")
     src = CsvSource(path=str(tmp_path / "*.csv"), limit=3)

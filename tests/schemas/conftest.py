@@ -8,7 +8,7 @@ from typing import Any
 import polars as pl
 import pytest
 
-from connectors.inline import InlineSource
+from curate.connectors.inline import InlineSource
 
 DATA = Path(__file__).resolve().parents[2] / "pipelines" / "data"
 

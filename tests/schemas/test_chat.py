@@ -8,8 +8,8 @@ import polars as pl
 import pytest
 
 from curate.errors import CurateError, DataError
-from schemas import chat as C
-from schemas.chat import AlpacaOutput, ChatOutput, to_alpaca, to_messages
+from curate.schemas import chat as C
+from curate.schemas.chat import AlpacaOutput, ChatOutput, to_alpaca, to_messages
 
 from .conftest import DATA, rows_source
 

@@ -9,8 +9,9 @@ import pytest
 
 from curate import records as R
 from curate.errors import CurateError
-from schemas import dpo as D
-from schemas.dpo import DpoOutput, DpoPairs, PairError, hh_to_messages, normalise_pair, split_implicit
+from curate.schemas import dpo as D
+from curate.schemas.dpo import DpoOutput, PairError, hh_to_messages, normalise_pair, split_implicit
+from curate.steps.dpo_pairs import DpoPairs
 
 from .conftest import rows_source
 

@@ -11,12 +11,12 @@ import polars as pl
 import pytest
 
 from curate import records as R
+from curate.connectors.natural_instructions import NaturalInstructionsSource
 from curate.errors import CurateError, DataError
-from schemas import natural_instructions as NI
-from schemas.natural_instructions import (
+from curate.schemas import natural_instructions as NI
+from curate.schemas.natural_instructions import (
     TOP_KEYS,
     NaturalInstructionsOutput,
-    NaturalInstructionsSource,
     TaskSpec,
     build_task,
     load_task,
@@ -306,7 +306,7 @@ def test_registered_and_import_is_cheap():
     from curate import registry
     assert registry.get("output", "natural_instructions") is NaturalInstructionsOutput
     assert registry.get("source", "natural_instructions") is NaturalInstructionsSource
-    code = ("import sys, schemas.natural_instructions, schemas.dpo, schemas.chat; "
+    code = ("import sys, curate.schemas.natural_instructions, curate.schemas.dpo, curate.schemas.chat; "
             "heavy = [m for m in ('torch', 'transformers', 'datasets', 'trl', 'jsonschema') if m in sys.modules]; "
             "assert not heavy, heavy")
     subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).resolve().parents[2])
@@ -314,7 +314,7 @@ def test_registered_and_import_is_cheap():
 
 def test_definition_column_gives_each_split_task_its_own_definition(tmp_path):
     import polars as pl
-    from schemas.natural_instructions import NaturalInstructionsOutput
+    from curate.schemas.natural_instructions import NaturalInstructionsOutput
     rows = []
     for t, instr in (("a", "Reverse the word."), ("b", "Uppercase the word.")):
         for i in range(30):

@@ -7,7 +7,7 @@ import pytest
 
 from curate.errors import PipelineErrors
 from curate.pipeline import load_yaml
-from schemas.natural_instructions import validate_task
+from curate.schemas.natural_instructions import validate_task
 
 YAML = """\
 name: capitals

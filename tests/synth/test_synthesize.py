@@ -10,7 +10,7 @@ import polars as pl
 import pytest
 
 from curate import Pipeline
-from curate.synth.instructions import instruction_problem, parse_instructions, parse_labels
+from curate.steps.synth.instructions import instruction_problem, parse_instructions, parse_labels
 
 SEEDS = Path(__file__).resolve().parents[2] / "pipelines" / "data" / "self_instruct_seed_tasks.jsonl"
 
@@ -43,7 +43,7 @@ class _Cfg:
     ("Describe this image in detail.", "blocklisted"), ("#Rewrite the text below.", "bad_start"),
 ])
 def test_instruction_filters(inst, reason):
-    from curate.synth.instructions import DEFAULT_BLOCKLIST
+    from curate.steps.synth.instructions import DEFAULT_BLOCKLIST
     assert instruction_problem(inst, _Cfg, DEFAULT_BLOCKLIST)[0] == reason
     assert instruction_problem("Rewrite the paragraph in passive voice.", _Cfg, DEFAULT_BLOCKLIST) is None
 
@@ -181,7 +181,7 @@ def test_preferences_with_reward_model_and_responses(tmp_path, tiny_model, tiny_
 
 def test_config_errors_name_the_problem():
     from pydantic import ValidationError
-    from curate.synth.synthesize import Synthesize
+    from curate.steps.synth.synthesize import Synthesize
     with pytest.raises(ValidationError, match="reward_model"):
         Synthesize(kind="preferences", model="m", scorer="reward")
     with pytest.raises(ValidationError, match="extra"):

@@ -10,7 +10,7 @@ from curate import records as R
 
 from curate.errors import DataError
 from curate.step import StepContext
-from curate.synth._llm_options import run_shards
+from curate.steps.synth._llm_options import run_shards
 
 
 def prompt_expr(df: pl.DataFrame, column: str | None) -> pl.Expr:

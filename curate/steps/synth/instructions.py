@@ -22,7 +22,7 @@ import xxhash
 from curate import records as R
 from curate.errors import DataError
 from curate.step import StepContext
-from curate.synth._rouge import RougeIndex
+from curate.steps.synth._rouge import RougeIndex
 
 #: Self-Instruct's blocklist: tasks a text-only model cannot do.
 DEFAULT_BLOCKLIST = ["image", "images", "graph", "graphs", "picture", "pictures", "file", "files",

@@ -12,8 +12,8 @@ from pydantic import Field, model_validator
 from curate import records as R
 from curate.registry import register_step
 from curate.step import Step, StepContext, StepResult
-from curate.synth._llm_options import LLMOptions
-from curate.synth.preferences import ProgrammaticChecks
+from curate.steps.synth._llm_options import LLMOptions
+from curate.steps.synth.preferences import ProgrammaticChecks
 
 DEFAULT_ORIGIN = {"instructions": "self_instruct", "preferences": "preferences", "responses": None, "evol": "evol"}
 
@@ -84,18 +84,18 @@ class Synthesize(Step):
         if cfg.origin is None and DEFAULT_ORIGIN[cfg.kind]:
             cfg = cfg.model_copy(update={"origin": DEFAULT_ORIGIN[cfg.kind]})
         if cfg.kind == "responses":
-            from curate.synth.responses import generate_responses
+            from curate.steps.synth.responses import generate_responses
             kept, rej, stats = generate_responses(df, cfg, ctx)
             return StepResult(R.concat(kept) if kept else df.clear(), _rejects(rej), stats)
         if cfg.kind == "instructions":
-            from curate.synth.instructions import SelfInstruct, load_seed_file, seeds_from_frame
+            from curate.steps.synth.instructions import SelfInstruct, load_seed_file, seeds_from_frame
             seeds = load_seed_file(cfg.seeds) if cfg.seeds else seeds_from_frame(df, cfg.seed_column)
             kept, rej, stats = SelfInstruct(cfg, ctx, seeds, f"synth:{ctx.index}:instructions").run()
         elif cfg.kind == "evol":
-            from curate.synth.evol import evolve
+            from curate.steps.synth.evol import evolve
             kept, rej, stats = evolve(df, cfg, ctx)
         else:
-            from curate.synth.preferences import build_preferences
+            from curate.steps.synth.preferences import build_preferences
             kept, rej, stats = build_preferences(df, cfg, ctx)
         rejected = _rejects(rej)
         kept_df = R.concat([k for k in kept if k.height])

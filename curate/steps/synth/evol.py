@@ -12,9 +12,9 @@ import polars as pl
 
 from curate import records as R
 from curate.step import StepContext
-from curate.synth._llm_options import run_shards
-from curate.synth._rouge import rouge_l
-from curate.synth.responses import prompt_expr
+from curate.steps.synth._llm_options import run_shards
+from curate.steps.synth._rouge import rouge_l
+from curate.steps.synth.responses import prompt_expr
 
 _HEAD = ("I want you to act as a Prompt Rewriter. Rewrite the given prompt into a more complex "
          "version that a human can still understand and answer. Do not omit the non-text parts of "

@@ -12,8 +12,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from curate import records as R
 from curate.step import StepContext
-from curate.synth._llm_options import run_shards
-from curate.synth.responses import prompt_expr
+from curate.steps.synth._llm_options import run_shards
+from curate.steps.synth.responses import prompt_expr
 
 
 class ProgrammaticChecks(BaseModel):

@@ -23,8 +23,8 @@ from curate import records as R
 from curate.errors import DataError
 from curate.registry import register_step
 from curate.step import Step, StepContext, StepResult
-from curate.synth._llm_options import LLMOptions
-from curate.synth._rouge import RougeIndex, rouge_l_matrix, tokens
+from curate.steps.synth._llm_options import LLMOptions
+from curate.steps.synth._rouge import RougeIndex, rouge_l_matrix, tokens
 
 CHECKS = ("format", "label", "length", "novelty", "judge", "self_consistency", "round_trip")
 SAME_MODEL = "same-model"
@@ -154,7 +154,7 @@ class Verify(Step):
         cfg: VerifyConfig = self.config  # type: ignore[assignment]
         seeds: list[str] = []
         if cfg.seeds:
-            from curate.synth.instructions import load_seed_file
+            from curate.steps.synth.instructions import load_seed_file
             seeds = [s.instruction for s in load_seed_file(cfg.seeds)]
         keys, kinds = w["_key"].to_list(), w["_kind"].to_list()
         # one index per row format: a DPO prompt built from an instruction is not a near-copy of it

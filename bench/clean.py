@@ -31,7 +31,7 @@ import polars as pl  # noqa: E402
 
 from curate.step import StepContext  # noqa: E402
 from curate.steps.clean import Clean  # noqa: E402
-from curate.steps import _clean_pii as P  # noqa: E402
+from curate.steps.clean import _pii as P  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[1] / "pipelines" / "data" / "sms_spam_collection.tsv"
 BATCH = 50_000

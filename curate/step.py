@@ -94,8 +94,28 @@ def merge_numeric(stats: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
+def cascade(checks: list[tuple[str, pl.Expr]], details: dict[str, pl.Expr]) -> tuple[pl.Expr, pl.Expr]:
+    """``(reason, detail)`` expressions: the first failing check's reason per row (null = kept)
+    and that reason's detail expression. Nulls in a keep expression count as failing."""
+    reason: pl.Expr = pl.lit(None, dtype=pl.String)
+    for rs, keep in reversed(checks):
+        reason = pl.when(~keep.fill_null(False)).then(pl.lit(rs)).otherwise(reason)
+    detail: pl.Expr = pl.lit(None, dtype=pl.String)
+    for rs, expr in details.items():
+        detail = pl.when(reason == rs).then(expr.cast(pl.String)).otherwise(detail)
+    return reason, detail
+
+
 class Filter(Step):
-    """A step that keeps or rejects rows by vectorised boolean expressions."""
+    """A step that keeps or rejects rows by vectorised boolean expressions.
+
+    ``prepare`` may add helper columns (names starting with ``_``) that ``filters``, ``details``,
+    ``annotations`` and ``filter_stats`` read; they never leave the step. A filter whose
+    ``prepare`` is slow (a model, a tokenizer, Python per row) sets ``costly = True``: a composite
+    such as ``clean`` then runs it only on the rows that the cheaper filters before it kept.
+    """
+
+    costly: ClassVar[bool] = False
 
     def prepare(self, df: pl.DataFrame, ctx: StepContext) -> pl.DataFrame:
         """Optionally add helper columns (prefixed ``_``) the filters read; dropped afterwards."""
@@ -109,40 +129,41 @@ class Filter(Step):
         """Optional ``reason -> detail expression`` to explain a rejection (e.g. the length)."""
         return {}
 
+    def annotations(self) -> dict[str, pl.Expr]:
+        """Optional ``column -> expression`` added to the kept rows (e.g. a ``language_uncertain``
+        flag for rows the filter kept without being sure)."""
+        return {}
+
+    def filter_stats(self, prepared: pl.DataFrame) -> dict[str, Any]:
+        """Optional manifest stats computed from the prepared batch (e.g. languages detected)."""
+        return {}
+
     def process(self, df: pl.DataFrame, ctx: StepContext) -> StepResult:
         work = self.prepare(df, ctx)
-        checks = self.filters()
-        if not checks:
-            return StepResult(kept=df, rejected=R.empty_rejects(df))
-        reason = None
-        for rs, keep in reversed(checks):
-            cond = ~keep.fill_null(False)
-            reason = (pl.when(cond).then(pl.lit(rs)).otherwise(reason)) if reason is not None \
-                else pl.when(cond).then(pl.lit(rs)).otherwise(pl.lit(None, dtype=pl.String))
-        dets = self.details()
-        detail = pl.lit(None, dtype=pl.String)
-        for rs, expr in dets.items():
-            detail = pl.when(pl.col("_reason") == rs).then(expr.cast(pl.String)).otherwise(detail)
-        work = work.with_columns(reason.alias("_reason"))
-        work = work.with_columns(detail.alias("_detail"))
+        reason, detail = cascade(self.filters(), self.details())
+        work = work.with_columns(reason.alias("_reason"), detail.alias("_detail"))
+        stats = self.filter_stats(work)
         helper = [c for c in work.columns if c.startswith("_") and c not in df.columns]
-        kept = work.filter(pl.col("_reason").is_null()).drop(helper)
+        kept = work.filter(pl.col("_reason").is_null())
+        kept = kept.with_columns(**self.annotations()).drop(helper)
         rej = work.filter(pl.col("_reason").is_not_null())
         rej = R.reject(rej, self.name, pl.col("_reason"), pl.col("_detail")).drop(helper)
         counts = rej.group_by(R.REASON).len().rows() if rej.height else []
-        return StepResult(kept=kept, rejected=rej, stats={"rejected_by_reason": dict(counts)})
+        return StepResult(kept=kept, rejected=rej, stats={**stats, "rejected_by_reason": dict(counts)})
 
 
 class Mapper(Step):
     """A step that rewrites or adds columns; keeps every row and its id."""
 
     @abstractmethod
-    def map(self, df: pl.DataFrame, ctx: StepContext) -> pl.DataFrame:
-        """Return ``df`` with columns rewritten/added (same height and row order)."""
+    def map(self, df: pl.DataFrame, ctx: StepContext) -> pl.DataFrame | tuple[pl.DataFrame, dict[str, Any]]:
+        """Return ``df`` with columns rewritten/added (same height and row order), or
+        ``(df, stats)`` to add numbers (e.g. rows changed) to the manifest."""
 
     def process(self, df: pl.DataFrame, ctx: StepContext) -> StepResult:
-        out = self.map(df, ctx)
+        got = self.map(df, ctx)
+        out, stats = got if isinstance(got, tuple) else (got, {})
         if out.height != df.height:
             from curate.errors import StepError
             raise StepError(f"mapper {self.name} changed the row count ({df.height} -> {out.height})")
-        return StepResult(kept=out, rejected=R.empty_rejects(df))
+        return StepResult(kept=out, rejected=R.empty_rejects(df), stats=stats)

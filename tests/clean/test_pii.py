@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from curate.steps._clean_pii import luhn_ok
+from curate.steps.clean._pii import luhn_ok
 from curate.steps.clean import CleanConfig
 
 

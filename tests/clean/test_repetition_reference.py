@@ -7,7 +7,7 @@ from collections import Counter
 import polars as pl
 import pytest
 
-from curate.steps._clean_repetition import RepetitionConfig, repetition_fractions
+from curate.steps.clean._repetition import RepetitionConfig, repetition_fractions
 
 
 def _dups(elems: list[str]) -> tuple[int, int]:

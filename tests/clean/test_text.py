@@ -5,7 +5,7 @@ import unicodedata
 
 import polars as pl
 
-from curate.steps import _clean_text as T
+from curate.steps.clean import _text as T
 
 HTML_PAGE = """<!DOCTYPE html><html><head><title>Shop</title>
 <style>body { color: red; }</style><script>var secret = "do not keep";</script></head>

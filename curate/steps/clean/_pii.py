@@ -1,4 +1,4 @@
-"""Regex PII redaction for the ``clean`` step: emails, IP addresses, credit-card numbers (Luhn
+"""Regex PII redaction for ``redact_pii`` and ``clean``: emails, IP addresses, credit-card numbers (Luhn
 checked) and phone numbers, replaced by typed placeholders with a count per type.
 
 Emails, IPs and phones are counted and replaced by polars (Rust regex) over the whole column.
@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 
 import polars as pl
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 PII_TYPES = ("email", "ip", "credit_card", "phone")
 DEFAULT_REPLACEMENT = {"email": "<EMAIL>", "ip": "<IP>", "credit_card": "<CREDIT_CARD>",
@@ -39,13 +39,17 @@ _CARD_PY = re.compile(r"\b[0-9](?:[ -]?[0-9]){12,18}\b")
 
 
 class PiiConfig(BaseModel):
-    """Which PII types to redact and what to put in their place."""
+    """Which PII types to redact and what to put in their place.
+
+    Naming types with ``true`` redacts only those (``{emails: true}``: emails only); naming them
+    only with ``false`` redacts every other type (``{phones: false}``); naming none (``pii: true``,
+    ``{}`` or only ``replacement``) redacts every type."""
 
     model_config = ConfigDict(extra="forbid")
-    emails: bool = Field(default=True, description="Redact email addresses.")
-    phones: bool = Field(default=True, description="Redact phone numbers (international, grouped, 9-13 digit runs).")
-    ips: bool = Field(default=True, description="Redact IPv4 and IPv6 addresses.")
-    credit_cards: bool = Field(default=True, description="Redact 13-19 digit card numbers that pass the Luhn check.")
+    emails: bool | None = Field(default=None, description="Redact email addresses.")
+    phones: bool | None = Field(default=None, description="Redact phone numbers (international, grouped, 9-13 digit runs).")
+    ips: bool | None = Field(default=None, description="Redact IPv4 and IPv6 addresses.")
+    credit_cards: bool | None = Field(default=None, description="Redact 13-19 digit card numbers that pass the Luhn check.")
     replacement: dict[str, str] = Field(
         default_factory=lambda: dict(DEFAULT_REPLACEMENT),
         description="Placeholder per type (email, phone, ip, credit_card); unspecified types keep "
@@ -58,6 +62,16 @@ class PiiConfig(BaseModel):
         if unknown:
             raise ValueError(f"unknown PII type(s) {unknown}; known: {list(PII_TYPES)}")
         return {**DEFAULT_REPLACEMENT, **v}
+
+    @model_validator(mode="after")
+    def _resolve(self) -> "PiiConfig":
+        """Unnamed types follow the named ones: off if any type is named `true`, else on."""
+        flags = ("emails", "phones", "ips", "credit_cards")
+        any_on = any(getattr(self, f) is True for f in flags)
+        for f in flags:
+            if getattr(self, f) is None:
+                object.__setattr__(self, f, not any_on)
+        return self
 
 
 def luhn_ok(digits: str) -> bool:

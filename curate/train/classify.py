@@ -115,6 +115,7 @@ def build_trainer(cfg, model, tok, splits, args: dict[str, Any], callbacks: list
         flat = {"accuracy": m["accuracy"], "f1_macro": m["f1_macro"]}
         for lab, v in m["per_class"].items():
             flat[f"f1_{lab}"] = v["f1"]
+            flat[f"recall_{lab}"] = v["recall"]
         return flat
 
     trainer = _weighted_trainer_cls()(
@@ -122,5 +123,6 @@ def build_trainer(cfg, model, tok, splits, args: dict[str, Any], callbacks: list
         processing_class=tok, data_collator=DataCollatorWithPadding(tok), compute_metrics=compute_metrics,
         callbacks=callbacks, class_weights=weights)
     trainer.curate_labels = labels
+    trainer.curate_encode = lambda ds: ds.map(encode, batched=True, remove_columns=ds.column_names)
     trainer.curate_class_weights = weights
     return trainer

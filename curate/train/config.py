@@ -28,9 +28,15 @@ class DataConfig(_Model):
     """Where the training rows come from: curate's own outputs (NI task files, chat/Alpaca/DPO JSONL, tables)."""
 
     train: str = Field(description="File or folder (a folder of NI task JSON files, or JSONL/CSV/Parquet).")
-    validation: str | None = Field(default=None, description="Validation file; default: a split of train.")
+    validation: str | None = Field(
+        default=None, description="Validation file; default: the pipeline's validation split (a `split` column "
+                                  "or an `x.validation.jsonl` beside `x.train.jsonl`), else a random split of train.")
+    test: str | None = Field(
+        default=None, description="Test file for the final metrics; default: the pipeline's test split, if any.")
+    split_field: str = Field(default="split", description="Column holding each row's split (train/validation/test).")
     format: DataFormat = Field(default="auto", description="Row format; `auto` detects it from the file.")
-    val_fraction: float = Field(default=0.1, ge=0.0, le=0.5, description="Share of train held out when no validation file is given.")
+    val_fraction: float = Field(default=0.1, ge=0.0, le=0.5, description="Share of train held out when neither a "
+                                "validation file nor a pipeline split is given.")
     max_rows: int | None = Field(default=None, ge=1, description="Use at most this many training rows.")
     text_field: str = Field(default="text", description="Text column (classification).")
     label_field: str = Field(default="label", description="Label column (classification).")
@@ -90,7 +96,9 @@ class TrainingOptions(_Model):
     eval_every_epoch: bool = Field(default=True, description="Evaluate on validation at each epoch end.")
     save_steps: int | None = Field(default=None, ge=1, description="Checkpoint every N steps (default: every epoch).")
     save_total_limit: int | None = Field(default=2, ge=1, description="Keep at most this many checkpoints.")
-    early_stopping_patience: int | None = Field(default=None, ge=1, description="Stop after N evaluations without improvement.")
+    early_stopping_patience: int | None = Field(
+        default=None, ge=1, description="Stop after N evaluations without improvement (default: 2 when the pipeline "
+                                        "made the validation split, else off).")
     resume: bool | str = Field(default=True, description="true: resume from the last checkpoint in output_dir if any; or a checkpoint path.")
     generation_eval_samples: int = Field(default=16, ge=0, le=10000, description="SFT: validation rows generated for EM/ROUGE-L/BLEU.")
     max_new_tokens: int = Field(default=32, ge=1, le=4096)

@@ -11,6 +11,7 @@ from typing import Any
 
 from curate.errors import DataError
 from curate.train.config import DataConfig, NIEncoding
+from curate.train.splits import file_role
 
 ALPACA_WITH_INPUT = ("Below is an instruction that describes a task, paired with an input that provides further "
                      "context. Write a response that appropriately completes the request.\n\n"
@@ -29,6 +30,11 @@ class Splits:
     format: str
     files: list[str] = field(default_factory=list)
     labels: list[str] | None = None
+    test: Any | None = None
+    #: where the split came from: "pipeline" (split column / per-split files), "files" (validation/test
+    #: named in the config), "random" (a seeded share of train), "none"
+    split_source: str = "none"
+    report: dict[str, Any] = field(default_factory=dict)
 
 
 # ---------------------------------------------------------------------------- file readers
@@ -200,7 +206,8 @@ def load_ni(files: list[Path], enc: NIEncoding) -> list[dict]:
             outs = x["output"] if isinstance(x["output"], list) else [x["output"]]
             rows.append({"prompt": ni_prompt(definition, pos, neg, x["input"], enc),
                          "completion": " " + str(outs[0]).strip(), "references": [str(o) for o in outs],
-                         "row_source": f"{f}#{x.get('id', '')}"})
+                         "row_source": f"{f}#{x.get('id', '')}", "_split": file_role(f),
+                         "_id": str(x["id"]) if x.get("id") else None, "_parent": None})
     return rows
 
 
@@ -285,6 +292,15 @@ def _dpo_row(loc: str, row: dict) -> dict:
 
 
 def _row(fmt: str, loc: str, row: dict, cfg: DataConfig) -> dict:
+    """One training row in the trainer's shape, plus its split, id and parent_id (see splits.META)."""
+    out = _shape_row(fmt, loc, row, cfg)
+    split = row.get(cfg.split_field)
+    out.update(_split=None if split is None else str(split), _id=None if row.get("id") is None else str(row["id"]),
+               _parent=None if row.get("parent_id") is None else str(row["parent_id"]))
+    return out
+
+
+def _shape_row(fmt: str, loc: str, row: dict, cfg: DataConfig) -> dict:
     if fmt == "chat":
         return _chat_row(loc, row)
     if fmt == "dpo":
@@ -343,16 +359,83 @@ def load_rows(path: str, cfg: DataConfig, objective: str) -> tuple[list[dict], s
     return out, fmt, [str(f) for f in files]
 
 
+def _role_files(path: Path) -> dict[str, list[Path]] | None:
+    """A folder whose files are tagged by split (NI ``task..._train.json``, ``x.test.jsonl``)."""
+    if not path.is_dir():
+        return None
+    files = _files(path)
+    roles = [file_role(f) for f in files]
+    if not any(r in ("validation", "test") for r in roles):
+        return None
+    out: dict[str, list[Path]] = {}
+    for f, r in zip(files, roles):
+        out.setdefault(r or "train", []).append(f)
+    return out
+
+
+def _load_many(paths: list[Path], cfg: DataConfig, objective: str) -> tuple[list[dict], str, list[str]]:
+    rows, fmt, files = [], "", []
+    for p in paths:
+        r, fmt, f = load_rows(str(p), cfg, objective)
+        rows += r
+        files += f
+    return rows, fmt, files
+
+
+def _pipeline_roles(cfg: DataConfig, objective: str) -> tuple[dict[str, list[dict]], str, list[str], str]:
+    """Rows by role (train/validation/test) and where the split came from."""
+    from curate.train.splits import partition, resolve_train_path, sibling_files
+    train_path = resolve_train_path(cfg.train)
+    tagged = _role_files(train_path)
+    source = "none"
+    if tagged:
+        roles_rows, files, fmt = {}, [], ""
+        for role, paths in tagged.items():
+            roles_rows[role], fmt, f = _load_many(paths, cfg, objective)
+            files += f
+        source = "pipeline"
+    else:
+        rows, fmt, files = load_rows(str(train_path), cfg, objective)
+        roles_rows = {"train": rows}
+        siblings = {} if (cfg.validation or cfg.test) else sibling_files(train_path)
+        for role, p in siblings.items():
+            roles_rows[role], _, f = load_rows(str(p), cfg, objective)
+            files += f
+        if siblings:
+            source = "pipeline"
+    parts = partition(roles_rows["train"], cfg.train)
+    if parts is not None:                # rows carry the split the pipeline made
+        for role in ("validation", "test"):
+            if parts[role] and roles_rows.get(role):
+                raise DataError(f"{cfg.train}: rows marked {role} in the split column and a separate {role} file")
+            roles_rows[role] = roles_rows.get(role) or parts[role]
+        roles_rows["train"] = parts["train"]
+        source = "pipeline"
+        if not roles_rows["train"]:
+            raise DataError(f"{cfg.train}: no row has split `train` (column `{cfg.split_field}`)")
+    for role in ("validation", "test"):
+        given = getattr(cfg, role)
+        if given:
+            if roles_rows.get(role):
+                raise DataError(f"data.{role}: {given} is given, but the pipeline's data already holds a {role} "
+                                f"split ({len(roles_rows[role])} rows); remove data.{role} to use the pipeline's")
+            roles_rows[role], _, f = load_rows(given, cfg, objective)
+            files += f
+            source = "files" if source == "none" else source
+    return roles_rows, fmt, files, source
+
+
 def load_splits(cfg: DataConfig, objective: str, seed: int) -> Splits:
-    """Train/validation datasets; validation is a seeded split of train when not given."""
+    """Train/validation/test datasets: the pipeline's split when the rows carry one (or the outputs
+    wrote one file per split), files named in the config, else a seeded share of train as validation."""
     from datasets import Dataset
 
-    rows, fmt, files = load_rows(cfg.train, cfg, objective)
-    val_rows: list[dict] | None = None
-    if cfg.validation:
-        val_rows, vfmt, vfiles = load_rows(cfg.validation, cfg, objective)
-        files += vfiles
-    elif cfg.val_fraction > 0 and len(rows) >= 4:
+    from curate.train.splits import drop_derived_eval_rows, leak_check, strip_meta
+
+    roles, fmt, files, source = _pipeline_roles(cfg, objective)
+    rows, val_rows, test_rows = roles["train"], roles.get("validation") or None, roles.get("test") or None
+    report: dict[str, Any] = {"split_source": source}
+    if val_rows is None and source != "pipeline" and cfg.val_fraction > 0 and len(rows) >= 4:
         rng = random.Random(seed)
         idx = list(range(len(rows)))
         rng.shuffle(idx)
@@ -360,12 +443,27 @@ def load_splits(cfg: DataConfig, objective: str, seed: int) -> Splits:
         val_set = set(idx[:n_val])
         val_rows = [r for i, r in enumerate(rows) if i in val_set]
         rows = [r for i, r in enumerate(rows) if i not in val_set]
+        report["validation_source"] = "random"
+        source = "random" if source == "none" else source
+    evals = {k: v for k, v in (("validation", val_rows), ("test", test_rows)) if v}
+    report.update(leak_check(rows, evals))
+    if val_rows:
+        val_rows, n = drop_derived_eval_rows(val_rows)
+        report["validation_derived_rows_left_out"] = n
+    if test_rows:
+        test_rows, n = drop_derived_eval_rows(test_rows)
+        report["test_derived_rows_left_out"] = n
     if cfg.max_rows:
         rows = rows[:cfg.max_rows]
     labels = None
     if fmt == "classification":
-        labels = sorted({r["label"] for r in rows} | {r["label"] for r in (val_rows or [])})
-    return Splits(Dataset.from_list(rows), Dataset.from_list(val_rows) if val_rows else None, fmt, files, labels)
+        labels = sorted({r["label"] for r in rows} | {r["label"] for r in (val_rows or [])}
+                        | {r["label"] for r in (test_rows or [])})
+
+    def ds(rs):
+        return Dataset.from_list(strip_meta(rs)) if rs else None
+    return Splits(Dataset.from_list(strip_meta(rows)), ds(val_rows), fmt, files, labels, ds(test_rows),
+                  source, report)
 
 
 def load_texts(path: str, text_field: str = "text", max_rows: int = 64) -> list[str]:

@@ -141,11 +141,54 @@ def preflight(cfg: TrainConfig):
     return splits, general
 
 
+def _eval_view(cfg: TrainConfig, trainer, ds):
+    """An evaluation dataset in the shape the trainer takes (TRL prepares raw rows itself)."""
+    if cfg.objective == "classification":
+        return trainer.curate_encode(ds)
+    from curate.train.dpo import DPO_COLUMNS
+    from curate.train.sft import SFT_COLUMNS
+    return ds.select_columns(SFT_COLUMNS if cfg.objective == "sft" else DPO_COLUMNS)
+
+
+def _account_rows(cfg: TrainConfig, trainer, tok, splits) -> dict[str, Any]:
+    """Rows read, rows the trainer kept and why any were dropped, per split; fail with a usable
+    max_length when no training (or validation) row is left."""
+    from curate.train.lengths import account_drops, fail_if_empty, token_report
+    report = dict(splits.report)
+    ml = cfg.training.max_length
+    for name, raw, used in (("train", splits.train, trainer.train_dataset),
+                            ("validation", splits.validation, trainer.eval_dataset)):
+        if raw is None:
+            continue
+        acct = account_drops(name, len(raw), len(used) if used is not None else len(raw),
+                             token_report(cfg.objective, raw, tok, ml))
+        report[name] = acct
+        fail_if_empty(name, acct, ml)
+    if splits.test is not None:
+        report["test"] = {"rows_in": len(splits.test), **{k: v for k, v in token_report(
+            cfg.objective, splits.test, tok, ml).items() if k != "predicted_drops"}}
+    return report
+
+
+def _drop_line(report: dict[str, Any]) -> str:
+    t = report.get("train") or {}
+    line = f"data: split from {report.get('split_source')}; train rows {t.get('rows_used')} of {t.get('rows_in')}"
+    if t.get("dropped"):
+        line += " — dropped " + ", ".join(f"{v} {k}" for k, v in t["dropped_by_reason"].items())
+        line += f" (token lengths {t.get('token_lengths')}; max_length {t.get('suggested_max_length')} would fit 99%)"
+    return line
+
+
 def run_training(config: TrainConfig | dict, console: Any = None) -> TrainResult:
     """Fine-tune ``config.model`` on ``config.data`` and write the run folder; see TrainConfig."""
     cfg = config if isinstance(config, TrainConfig) else TrainConfig(**config)
     started = time.time()
     splits, general = preflight(cfg)
+    if (cfg.training.early_stopping_patience is None and splits.split_source == "pipeline"
+            and splits.validation is not None):
+        # the pipeline made the validation split: early-stop on it (and keep the best checkpoint)
+        cfg = cfg.model_copy(update={"training": cfg.training.model_copy(update={"early_stopping_patience": 2})})
+        splits.report["early_stopping"] = "auto: patience 2 on the pipeline's validation split"
 
     from transformers import AutoTokenizer, set_seed
 
@@ -194,6 +237,8 @@ def run_training(config: TrainConfig | dict, console: Any = None) -> TrainResult
     else:
         from curate.train.classify import build_trainer
     trainer = build_trainer(cfg, model, tok, splits, args, callbacks)
+    data_report = _account_rows(cfg, trainer, tok, splits)
+    _say(console, _drop_line(data_report))
 
     resume = _last_checkpoint(cfg)
     if resume:
@@ -206,6 +251,11 @@ def run_training(config: TrainConfig | dict, console: Any = None) -> TrainResult
         final_eval = trainer.evaluate()
         if "eval_loss" in final_eval:
             final_eval["eval_perplexity"] = math.exp(min(final_eval["eval_loss"], 50.0))
+    test_eval: dict[str, Any] = {}
+    if splits.test is not None:
+        test_eval = trainer.evaluate(eval_dataset=_eval_view(cfg, trainer, splits.test), metric_key_prefix="test")
+        if "test_loss" in test_eval:
+            test_eval["test_perplexity"] = math.exp(min(test_eval["test_loss"], 50.0))
     if forgetting is not None:
         forgetting["after"] = lm_loss(model, tok, general, cfg.training.max_length)
         forgetting["loss_change"] = forgetting["after"]["loss"] - forgetting["before"]["loss"]
@@ -229,9 +279,10 @@ def run_training(config: TrainConfig | dict, console: Any = None) -> TrainResult
         "is_peft": hasattr(model, "peft_config"), "global_step": trainer.state.global_step,
         "epoch": trainer.state.epoch, "resumed_from": resume, "start_step": start.step, "data_format": splits.format,
         "train_rows": len(splits.train), "validation_rows": len(splits.validation) if splits.validation is not None else 0,
+        "test_rows": len(splits.test) if splits.test is not None else 0, "data": data_report,
         "train_loss_first": losses[0] if losses else None, "train_loss_last": losses[-1] if losses else None,
         "train_runtime_s": out.metrics.get("train_runtime"), "wall_s": round(time.time() - started, 2),
-        "final_eval": final_eval,
+        "final_eval": final_eval, "test": test_eval,
         "evaluations": [h for h in history if any(k.startswith("eval_") for k in h)],
         "log_history": history,
     }
@@ -244,6 +295,10 @@ def run_training(config: TrainConfig | dict, console: Any = None) -> TrainResult
         metrics["labels"] = trainer.curate_labels
         metrics["class_weights"] = trainer.curate_class_weights
         metrics["per_class_f1"] = {lab: final_eval.get(f"eval_f1_{lab}") for lab in trainer.curate_labels}
+        if test_eval:
+            metrics["test_per_class"] = {lab: {"f1": test_eval.get(f"test_f1_{lab}"),
+                                               "recall": test_eval.get(f"test_recall_{lab}")}
+                                         for lab in trainer.curate_labels}
     for c in extra_callbacks:
         if hasattr(c, "history"):
             metrics["hft_rounds"] = c.history

@@ -35,7 +35,8 @@ def content_ids(df: pl.DataFrame, columns: Iterable[str] | None = None) -> pl.Se
         base = pl.Series(ID, ["0" * 16] * df.height)
     else:
         # One NDJSON line per row: a stable, type-aware serialisation done in Rust.
-        lines = df.select(cols).write_ndjson().splitlines()
+        # split on "\n" only: str.splitlines also breaks at U+0085, U+2028, ... which JSON leaves raw
+        lines = df.select(cols).write_ndjson().split("\n")[:-1]
         base = pl.Series(ID, [xxhash.xxh3_64_hexdigest(b) for b in
                               (ln.encode() for ln in lines)], dtype=pl.String)
     frame = pl.DataFrame({ID: base})

@@ -95,7 +95,7 @@ def test_cheap_checks_without_a_model_and_json_fields(tmp_path):
     assert r.data()["output"].to_list() == ['{"a": 1}']
     rej = r.rejects()
     assert rej["reason"].to_list() == ["format"] and "not valid JSON" in rej["detail"][0]
-    assert set(r.manifest["steps"][0]["stats"]["checks"]) == {"format", "label", "length", "novelty"}
+    assert set(r.manifest["steps"][0]["stats"]["checks"]) == {"format", "label", "length", "junk", "novelty"}
 
 
 def test_same_model_needs_synth_model(tmp_path):

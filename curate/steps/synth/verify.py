@@ -2,8 +2,12 @@
 each check's result per row (``check_<name>`` columns; null = not applied).
 
 Cheap checks run on every row: ``format`` (expected fields present and parseable), ``label``
-(classification label in the allowed set), ``length`` (word bounds) and ``novelty`` (ROUGE-L
-against seeds and earlier rows, exact duplicates). LLM checks run only on rows that passed them:
+(classification label in the allowed set), ``length`` (word bounds), ``junk`` (control or
+replacement characters, script mixing, symbol soup, repetition loops, keyboard mashing and random
+strings by a shipped character-trigram model; on by default), ``language`` (lingua confidence
+floor, when ``languages`` is set), ``perplexity`` (under a small causal LM, when
+``perplexity_model`` is set) and ``novelty`` (ROUGE-L against seeds and earlier rows, exact
+duplicates). LLM checks run only on rows that passed them:
 ``judge`` (score ≥ ``min_score``; unparsable judgements fail as ``judge_unparsable``),
 ``self_consistency`` (k sampled answers to a short-answer row agree with its answer) and
 ``round_trip`` (a greedy re-answer is close to the answer). Failed rows go to rejects with the
@@ -23,10 +27,12 @@ from curate import records as R
 from curate.errors import DataError
 from curate.registry import register_step
 from curate.step import Step, StepContext, StepResult
+from curate.steps.synth._junk import JunkOptions, junk_reasons
 from curate.steps.synth._llm_options import LLMOptions
 from curate.steps.synth._rouge import RougeIndex, rouge_l_matrix, tokens
 
-CHECKS = ("format", "label", "length", "novelty", "judge", "self_consistency", "round_trip")
+CHECKS = ("format", "label", "length", "junk", "language", "perplexity", "novelty", "judge", "self_consistency",
+          "round_trip")
 SAME_MODEL = "same-model"
 
 
@@ -46,6 +52,18 @@ class VerifyConfig(LLMOptions):
     label_column: str = Field(default="label", description="Column with the label of classification rows.")
     min_words: int = Field(default=1, ge=0, description="Shortest answer (words).")
     max_words: int = Field(default=1000, ge=1, description="Longest answer (words).")
+    junk: bool | JunkOptions = Field(default=True, description="Reject junk without an LLM (true, false, or "
+                                                               "thresholds: see `curate show verify`).")
+    languages: list[str] | None = Field(default=None, description="ISO 639-1 codes the text must be in (lingua); "
+                                                                  "unset = no language check.")
+    min_language_confidence: float = Field(default=0.5, ge=0.0, le=1.0,
+                                           description="Least lingua confidence that the text is in `languages`.")
+    language_min_words: int = Field(default=4, ge=1, description="Shorter texts skip the language check (too little "
+                                                                 "evidence).")
+    perplexity_model: str | None = Field(default=None, description="Causal LM (hub name or local path) whose "
+                                                                   "perplexity bounds the answer; unset = no check.")
+    max_perplexity: float = Field(default=1000.0, gt=1.0, description="Most perplexity of the answer under "
+                                                                       "`perplexity_model`.")
     novelty: bool = Field(default=True, description="Run the novelty check.")
     novelty_threshold: float = Field(default=0.7, gt=0.0, le=1.0,
                                      description="Fail when ROUGE-L vs a seed or an earlier row is ≥ this.")
@@ -149,6 +167,31 @@ class Verify(Step):
         ok = (words >= cfg.min_words) & (words <= cfg.max_words)
         det = [None if o else f"{k} words outside {cfg.min_words}..{cfg.max_words}" for o, k in zip(ok.to_list(), words.to_list())]
         return ok, det
+
+    def _junk(self, w: pl.DataFrame) -> tuple[pl.Series, list[str | None]]:
+        cfg: VerifyConfig = self.config  # type: ignore[assignment]
+        opts = cfg.junk if isinstance(cfg.junk, JunkOptions) else JunkOptions()
+        on_q, on_a = junk_reasons(w["_q"].to_list(), opts), junk_reasons(w["_a"].to_list(), opts)
+        det = [f"answer: {ra}" if ra else (f"prompt: {rq}" if rq else None) for rq, ra in zip(on_q, on_a)]
+        return pl.Series([d is None for d in det], dtype=pl.Boolean), det
+
+    def _language(self, w: pl.DataFrame) -> tuple[pl.Series, list[str | None]]:
+        cfg: VerifyConfig = self.config  # type: ignore[assignment]
+        from curate.steps.synth._textcheck import language_confidence
+        answers = w["_a"].to_list()
+        conf = language_confidence(answers, cfg.languages or [], cfg.language_min_words)
+        ok = [None if c is None else c >= cfg.min_language_confidence for c in conf]
+        det = [f"confidence {c:.2f} in {cfg.languages} < {cfg.min_language_confidence:g}" if o is False else None
+               for o, c in zip(ok, conf)]
+        return pl.Series(ok, dtype=pl.Boolean), det
+
+    def _perplexity(self, w: pl.DataFrame) -> tuple[pl.Series, list[str | None]]:
+        cfg: VerifyConfig = self.config  # type: ignore[assignment]
+        from curate.steps.synth._textcheck import perplexities
+        ppl = perplexities(w["_a"].to_list(), cfg.perplexity_model or "", min(cfg.max_batch_size, 32))
+        ok = [None if p is None else p <= cfg.max_perplexity for p in ppl]
+        det = [f"perplexity {p:.1f} > {cfg.max_perplexity:g}" if o is False else None for o, p in zip(ok, ppl)]
+        return pl.Series(ok, dtype=pl.Boolean), det
 
     def _novelty(self, w: pl.DataFrame) -> tuple[pl.Series, list[str | None]]:
         cfg: VerifyConfig = self.config  # type: ignore[assignment]
@@ -259,7 +302,11 @@ class Verify(Step):
         w = self._views(df)
         n = w.height
         results: dict[str, tuple[list, list]] = {}
-        for name, fn in (("format", self._format), ("label", self._label), ("length", self._length)):
+        cheap = [("format", self._format), ("label", self._label), ("length", self._length)]
+        cheap += [("junk", self._junk)] if cfg.junk is not False else []
+        cheap += [("language", self._language)] if cfg.languages else []
+        cheap += [("perplexity", self._perplexity)] if cfg.perplexity_model else []
+        for name, fn in cheap:
             ok, det = fn(w)
             results[name] = (ok.to_list(), det)
         if cfg.novelty:

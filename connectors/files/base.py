@@ -1,16 +1,14 @@
-"""What every file source shares: ``path`` (a path, glob or list of them) resolved to files,
-a cheap fingerprint (path, size, mtime) and the loop that streams each file through a parser."""
+"""What every file source shares: ``path`` (a path, glob, URL or list of them) resolved to files
+through :mod:`curate.storage` (local disk, ``s3://``, ``memory://``, any fsspec URL), a cheap
+fingerprint (path, size, mtime or ETag) and the loop that streams each file through a parser."""
 from __future__ import annotations
 
-import glob
-import os
-from pathlib import Path
 from typing import Any, ClassVar, Iterator
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
-from curate.cache import fingerprint
-from curate.errors import DataError
+from curate import storage
+from curate.io import fingerprint
 from curate.source import Source, SourceBatch, SourceConfig
 from curate.connectors import _textio
 
@@ -19,43 +17,33 @@ class FileSourceConfig(SourceConfig):
     """``path`` plus the options every source accepts."""
 
     path: str | list[str] = Field(
-        description="A file path or glob (`data/*.csv`, `logs/**/*.jsonl`), or a list of them; "
-                    "relative paths are relative to the working directory. `.gz` files are "
-                    "decompressed on the fly.")
+        description="A file path or glob (`data/*.csv`, `logs/**/*.jsonl`), a URL (`s3://bucket/x/*.jsonl`, "
+                    "`memory://...`, any fsspec URL), or a list of them; relative paths are relative "
+                    "to the working directory. `.gz` files are decompressed on the fly.")
+    storage_options: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Options for the URL's filesystem (fsspec), e.g. {endpoint_url: http://minio:9000} "
+                    "for S3-compatible stores. Credentials come from the environment, never from here.")
+
+    @field_validator("storage_options")
+    @classmethod
+    def _no_secrets(cls, v: dict[str, Any]) -> dict[str, Any]:
+        try:
+            return storage.check_options(v)
+        except Exception as e:  # noqa: BLE001 - surface as a pydantic error on this field
+            raise ValueError(str(e)) from None
 
 
-def expand_paths(spec: str | list[str], what: str = "file", dirs: bool = False) -> list[str]:
-    """Files named by ``spec`` in order (globs sorted; duplicates dropped), as given (relative
-    stays relative). A glob matching nothing or a missing path is a :class:`DataError`."""
-    out: dict[str, None] = {}
-    for pat in [spec] if isinstance(spec, str) else spec:
-        pat = os.path.expanduser(pat)
-        if glob.has_magic(pat):
-            hits = sorted(h for h in glob.glob(pat, recursive=True)
-                          if (os.path.isdir(h) if dirs else os.path.isfile(h)))
-            if not hits:
-                raise DataError(f"glob {pat!r} matches no {what} (working directory: {os.getcwd()})")
-            out.update(dict.fromkeys(hits))
-            continue
-        if not os.path.exists(pat):
-            raise DataError(f"{what} not found: {pat} (working directory: {os.getcwd()})")
-        if dirs and not os.path.isdir(pat):
-            raise DataError(f"{pat} is not a directory (expected a {what})")
-        if not dirs and os.path.isdir(pat):
-            raise DataError(f"{pat} is a directory; name files in it, e.g. {os.path.join(pat, '*')}")
-        out[pat] = None
-    return list(out)
+def expand_paths(spec: str | list[str], what: str = "file", dirs: bool = False,
+                 storage_options: dict[str, Any] | None = None) -> list[Any]:
+    """Files (or folders) named by ``spec`` in order (globs sorted; duplicates dropped), local or
+    remote (see :func:`curate.storage.expand`)."""
+    return storage.expand(spec, what=what, dirs=dirs, storage_options=storage_options)
 
 
-def stat_fingerprint(paths: list[str], config: dict[str, Any]) -> str:
-    """Fingerprint of sorted (path, size, mtime_ns) of ``paths`` (files under folders included)."""
-    entries = []
-    for p in paths:
-        files = [Path(p)] if os.path.isfile(p) else sorted(q for q in Path(p).rglob("*") if q.is_file())
-        for f in files:
-            st = f.stat()
-            entries.append((str(f), st.st_size, st.st_mtime_ns))
-    return fingerprint("files", sorted(entries), config)
+def stat_fingerprint(paths: list[Any], config: dict[str, Any]) -> str:
+    """Fingerprint of sorted (path, size, mtime or ETag) of ``paths`` (files under folders included)."""
+    return fingerprint("files", [list(e) for e in storage.stat_entries(paths)], config)
 
 
 class FileSource(Source):
@@ -65,13 +53,13 @@ class FileSource(Source):
     fmt: ClassVar[str] = ""               # key of curate.connectors._textio.PARSERS
     batch_rows: ClassVar[int] = _textio.BATCH_ROWS
 
-    def paths(self) -> list[str]:
-        return expand_paths(self.config.path)
+    def paths(self) -> list[Any]:
+        return expand_paths(self.config.path, storage_options=self.config.storage_options)
 
     def fingerprint(self) -> str | None:
         return stat_fingerprint(self.paths(), self.raw_config)
 
-    def locator(self, path: str) -> str:
+    def locator(self, path: Any) -> str:
         return f"{self.fmt}:{path}"
 
     def describe(self) -> str:
@@ -81,9 +69,11 @@ class FileSource(Source):
     def read(self) -> Iterator[SourceBatch]:
         left = self.config.limit
         for path in self.paths():
-            with open(path, "rb") as f:
+            info = self.stats.setdefault("files", {}).setdefault(str(path), {})  # encoding etc.
+            with storage.open_read(path) as f:
                 for batch in _textio.iter_format(self.fmt, f, self.locator(path), self.config,
-                                                 self.origin, batch_rows=self.batch_rows, limit=left):
+                                                 self.origin, batch_rows=self.batch_rows, limit=left,
+                                                 info=info):
                     yield batch
                     if left is not None:
                         left -= batch.rows.height

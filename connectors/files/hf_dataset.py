@@ -11,6 +11,7 @@ from pydantic import Field
 from curate.connectors._textio import BATCH_ROWS, with_locators
 from curate.connectors.files.base import FileSourceConfig, expand_paths, stat_fingerprint
 from curate.errors import DataError
+from curate.extras import require
 from curate.registry import register_source
 from curate.source import Source, SourceBatch
 
@@ -36,17 +37,20 @@ class HfDatasetSource(Source):
     batch_rows = BATCH_ROWS
 
     def paths(self) -> list[str]:
-        return expand_paths(self.config.path, what="dataset folder", dirs=True)
+        return expand_paths(self.config.path, what="dataset folder", dirs=True,
+                            storage_options=self.config.storage_options)
 
     def fingerprint(self) -> str | None:
         return stat_fingerprint(self.paths(), self.raw_config)
 
     def read(self) -> Iterator[SourceBatch]:
+        require("datasets", extra="ml", what="the hf_dataset source")
         from datasets import Dataset, DatasetDict, load_from_disk
         left = self.config.limit
-        for path in self.paths():
+        for found in self.paths():
+            path = str(found)
             try:
-                ds = load_from_disk(path)
+                ds = load_from_disk(path, storage_options=self.config.storage_options or None)
             except (FileNotFoundError, ValueError) as e:
                 raise DataError(f"{path}: not a dataset saved with save_to_disk ({e})") from None
             parts: list[tuple[str, Dataset, str | None]]

@@ -43,6 +43,10 @@ class PipelineSettings(RunSettings):
     outputs: list[dict[str, Any]] = Field(default_factory=list, description="Files to write.")
     train: dict[str, Any] | None = Field(
         default=None, description="Optional fine-tune run on the outputs (see `curate train`; curate.train.TrainConfig).")
+    plugins: list[str] = Field(
+        default_factory=list,
+        description="Modules that define your own sources/steps/outputs, imported before the rest of the "
+                    "file is checked: dotted names (found next to this file first) or .py paths relative to it.")
 
 
 # ---------------------------------------------------------------------------- building
@@ -86,6 +90,19 @@ def build_component(kind: str, item: Any, loc: tuple, path: str, lines: dict[tup
     return obj
 
 
+def _load_plugins(modules: list[str], path: str | Path, lines: dict[tuple, int],
+                  errors: list[PipelineFileError]) -> None:
+    """Import the file's ``plugins:`` (relative to the file's folder) so their components register."""
+    from curate import registry
+    for i, spec in enumerate(modules):
+        try:
+            registry.load_plugin(spec, Path(path).parent)
+        except Exception as e:
+            errors.append(PipelineFileError(f"plug-in {spec!r} failed to import: {type(e).__name__}: {e}",
+                                            path=str(path), line=line_for(lines, ("plugins", i)),
+                                            key=key_path(("plugins", i))))
+
+
 def load_yaml(path: str | Path, resolve: bool = True) -> "Pipeline":
     """Load and validate a pipeline file. Raises :class:`PipelineErrors` listing every problem."""
     path_s = str(path)
@@ -101,6 +118,7 @@ def load_yaml(path: str | Path, resolve: bool = True) -> "Pipeline":
     except ValidationError as e:
         errors.extend(pydantic_errors(e, PipelineSettings, (), path_s, lines, raw))
         raise PipelineErrors(errors) from None
+    _load_plugins(settings.plugins, path, lines, errors)
     train = None
     if settings.train is not None:
         from curate.train import train_config_from_dict
@@ -121,7 +139,7 @@ def load_yaml(path: str | Path, resolve: bool = True) -> "Pipeline":
     if errors:
         raise PipelineErrors(errors)
     pipeline = Pipeline(sources=built["sources"], steps=built["steps"], outputs=built["outputs"],
-                        **settings.model_dump(exclude={"sources", "steps", "outputs", "train"}),
+                        **settings.model_dump(exclude={"sources", "steps", "outputs", "train", "plugins"}),
                         path=path_s, _lines=lines)
     if train is not None:
         if train.provenance is None:       # the model card cites this pipeline's manifest
@@ -151,6 +169,7 @@ class Pipeline:
         self.workdir = Path(workdir)
         self.out_dir = Path(out_dir) if out_dir else Path("out") / name
         self.rejects_format, self.batch_size, self.path = rejects_format, batch_size, path
+        self._lines = _lines or {}         # key path -> line in the pipeline file (for messages)
         self.train, self.train_raw = None, None
         if train is not None:
             from curate.train import TrainConfig, train_config_from_dict
@@ -203,7 +222,7 @@ class Pipeline:
         """Fine-tune per the ``train:`` section, unless an identical run on identical data is done."""
         import json
 
-        from curate.cache import fingerprint, write_json
+        from curate.io import fingerprint, write_json
         from curate.train import run_training
         data_fp = [f["sha256"] for o in result.manifest["outputs"] for f in o["files"]]
         fp = fingerprint("train", self.train_raw, data_fp)

@@ -1,19 +1,35 @@
 """Name → class registries for sources, steps and outputs.
 
 Classes register themselves with a decorator in the module that defines them; the registry
-imports the plug-in packages (``connectors``, ``curate.steps``, ``curate.steps.synth``, ``schemas``,
-``augmenters``) lazily the first time a name is looked up, so ``curate --help`` stays fast and
-adding a step needs no edit to a central table.
+imports the plug-in packages (``curate.connectors``, ``curate.steps``, ``curate.schemas``,
+``curate.augmenters``, ``curate.llm``) lazily the first time a name is looked up, so
+``curate --help`` stays fast and adding a step needs no edit to a central table.
+
+Users' components come from two places:
+
+* installed packages declaring the entry-point group ``curate.components`` (each entry point
+  names a module, imported by :func:`discover`)::
+
+      [project.entry-points."curate.components"]
+      my_steps = "my_package.steps"
+
+* a pipeline file's ``plugins:`` list (module names or ``.py`` paths), imported by
+  :func:`load_plugins` before the file is validated.
 """
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import pkgutil
+import sys
+from pathlib import Path
 from typing import Any, Callable, TypeVar
 
 T = TypeVar("T")
 
 PLUGIN_PACKAGES = ("curate.connectors", "curate.steps", "curate.schemas", "curate.augmenters", "curate.llm")
+#: Entry-point group of installed third-party components.
+ENTRY_POINT_GROUP = "curate.components"
 
 _REGISTRIES: dict[str, dict[str, type]] = {"source": {}, "step": {}, "output": {}, "llm_backend": {}}
 _discovered = False
@@ -73,6 +89,48 @@ def discover() -> None:
                 importlib.import_module(info.name)
             except Exception as e:  # a broken optional plug-in must not hide the others
                 import_errors[info.name] = f"{type(e).__name__}: {e}"
+    _load_entry_points()
+
+
+def _load_entry_points() -> None:
+    """Import the modules that installed packages declare under ``curate.components``."""
+    from importlib.metadata import entry_points
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        try:
+            ep.load()
+        except Exception as e:  # a broken third-party plug-in must not hide the others
+            import_errors[f"{ep.name} ({ep.value})"] = f"{type(e).__name__}: {e}"
+
+
+def load_plugin(spec: str, base_dir: str | Path | None = None) -> None:
+    """Import one plug-in module so its components register: a dotted module name (looked up
+    in ``base_dir`` first, then on ``sys.path``) or a ``.py`` file path (relative to
+    ``base_dir``). Errors propagate: a pipeline that names a plug-in needs it."""
+    discover()   # built-ins first, so a plug-in that reuses a built-in name is reported
+    base = Path(base_dir) if base_dir is not None else Path.cwd()
+    if spec.endswith(".py") or "/" in spec or "\\" in spec:
+        path = (base / spec).resolve()
+        if not path.is_file():
+            raise FileNotFoundError(f"plug-in file {spec!r} not found (looked in {base.resolve()})")
+        name = "curate_plugin_" + path.stem + "_" + format(abs(hash(str(path))), "x")[:8]
+        if name in sys.modules:
+            return
+        module_spec = importlib.util.spec_from_file_location(name, path)
+        module = importlib.util.module_from_spec(module_spec)
+        sys.modules[name] = module
+        try:
+            module_spec.loader.exec_module(module)
+        except BaseException:
+            del sys.modules[name]
+            raise
+        return
+    extra = [str(base.resolve())]
+    sys.path[:0] = extra
+    try:
+        importlib.import_module(spec)
+    finally:
+        for p in extra:
+            sys.path.remove(p)
 
 
 def get(kind: str, name: str) -> type | None:

@@ -120,6 +120,67 @@ def schema(output: Optional[Path] = typer.Option(None, "--output", "-o", help="W
         sys.stdout.write(text + "\n")
 
 
+_PLUGIN_OPT = typer.Option([], "--plugin", "-p", metavar="MODULE",
+                           help="Also import this plug-in (module name or .py path), as a pipeline's `plugins:` does.")
+
+
+def _plugins(modules: list[str]) -> None:
+    from curate import registry
+    for m in modules:
+        try:
+            registry.load_plugin(m)
+        except Exception as e:
+            _error(RuntimeError(f"plug-in {m!r} failed to import: {type(e).__name__}: {e}"))
+            raise typer.Exit(2) from None
+
+
+@app.command("list")
+def list_components(plugin: list[str] = _PLUGIN_OPT) -> None:
+    """List every source, step and output (built-in and plug-in) with a one-line description."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    from curate.describe import listing
+    _plugins(plugin)
+    for kind, rows in listing().items():
+        t = Table(title=f"{kind}s", title_justify="left", show_header=False, box=None)
+        t.add_column("name", style="bold", no_wrap=True)
+        t.add_column("what")
+        for name, doc in rows:
+            t.add_row(escape(name), escape(doc))
+        out.print(t)
+    out.print("options of one: curate show NAME")
+
+
+@app.command()
+def show(name: str = typer.Argument(..., help="A source, step or output name (see `curate list`)."),
+         plugin: list[str] = _PLUGIN_OPT) -> None:
+    """Show a component's options: type, default and description (nested options as a.b)."""
+    import difflib
+
+    from rich.markup import escape
+    from rich.table import Table
+
+    from curate import registry
+    from curate.describe import KINDS, find, first_line, options
+    _plugins(plugin)
+    found = find(name)
+    if not found:
+        known = sorted({n for k in KINDS for n in registry.names(k)})
+        close = difflib.get_close_matches(name, known, n=3)
+        _error(RuntimeError(f"no source, step or output called {name!r}"
+                            + (f"; did you mean {', '.join(close)}?" if close else "; see `curate list`")))
+        raise typer.Exit(2)
+    for kind, cls in found:
+        out.print(f"[bold]{kind} {escape(name)}[/]: {escape(first_line(cls))}", highlight=False)
+        t = Table(show_lines=False)
+        for col in ("option", "type", "default", "description"):
+            t.add_column(col, overflow="fold")
+        for o in options(cls.Config):
+            t.add_row(*(escape(v) for v in (o.path, o.type, o.default, o.description)))
+        out.print(t)
+
+
 setup_app = typer.Typer(help="One-time set-up of offline resources (no hidden downloads).", no_args_is_help=True)
 app.add_typer(setup_app, name="setup")
 

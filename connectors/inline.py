@@ -8,7 +8,7 @@ import polars as pl
 from pydantic import Field
 
 from curate import records as R
-from curate.cache import fingerprint
+from curate.io import fingerprint
 from curate.registry import register_source
 from curate.source import Source, SourceBatch, SourceConfig
 

@@ -27,19 +27,9 @@ from curate.errors import CurateError, DataError
 from curate.registry import register_output, register_source
 from curate.sink import Sink, SinkConfig
 from curate.source import Source, SourceBatch, SourceConfig, quarantine
+from curate.connectors.sql_guard import check_read_only, dialect_of
 
-# Statements that may start a read-only query, and words that must not appear outside strings
-# and comments. Conservative on purpose: a false alarm is a clear error, a miss could write.
-_READ_STARTS = {"select", "with", "values", "table", "show", "explain", "describe", "desc"}
-_WRITE_WORDS = {
-    "insert", "update", "delete", "merge", "upsert", "replace", "drop", "create", "alter",
-    "truncate", "rename", "grant", "revoke", "attach", "detach", "pragma", "vacuum", "reindex",
-    "copy", "call", "exec", "execute", "do", "lock", "set", "into", "load", "handler", "import",
-    "comment", "analyze", "cluster", "refresh", "listen", "notify", "begin", "commit", "rollback",
-    "savepoint", "release", "prepare", "deallocate", "discard", "reset", "install", "use",
-}
-_STRIP_RE = re.compile(r"""'(?:[^']|'')*'|"(?:[^"]|"")*"|`[^`]*`|--[^\n]*|\#[^\n]*|/\*.*?\*/""", re.S)
-
+__all__ = ["SqlSource", "SqlSink", "check_read_only", "safe_url"]
 
 def url_or_path(url: str) -> str:
     """Accept a SQLAlchemy URL, or a plain file path meaning SQLite (the default dialect)."""
@@ -70,28 +60,6 @@ def _scrub(text: str, url: str) -> str:
     if pw:
         text = text.replace(str(pw), "***")
     return text
-
-
-def check_read_only(query: str) -> None:
-    """Raise :class:`DataError` unless ``query`` is one read-only statement (a SELECT-like query).
-
-    Strings, quoted identifiers and comments are blanked first, then the statement must start
-    with a read keyword, contain no second statement, and use none of the writing keywords.
-    """
-    bare = _STRIP_RE.sub(" ", query)
-    stmt = bare.strip().rstrip(";").strip()
-    words = re.findall(r"[A-Za-z_]+", stmt.lower())
-    if not words:
-        raise DataError("query: empty statement")
-    if ";" in stmt:
-        raise DataError("query: only one statement is allowed (found ';' inside the query)")
-    if words[0] not in _READ_STARTS:
-        raise DataError(f"query: must be a read-only SELECT/WITH query; it starts with "
-                        f"{words[0].upper()!r} (set read_only: false to run other statements)")
-    bad = sorted({w for w in words if w in _WRITE_WORDS})
-    if bad:
-        raise DataError(f"query: read-only source, but the query contains {bad[0].upper()!r} "
-                        "(DDL/DML is refused; set read_only: false if you really mean it)")
 
 
 def _line_col(query: str, pos: int) -> str:
@@ -350,7 +318,7 @@ class SqlSource(_MaskedRawConfig, Source):
         c = self.config
         if c.query is not None and c.read_only:
             try:
-                check_read_only(c.query)
+                check_read_only(c.query, dialect_of(url_or_path(c.url)))
             except DataError as e:
                 raise DataError(f"source {self.origin}: {e}") from None
         try:

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from curate.cache import atomic_path, write_text
+from curate.io import atomic_path, write_text
 from curate.train.metrics import generation_metrics
 
 

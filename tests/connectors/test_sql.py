@@ -135,8 +135,13 @@ def test_bad_key_and_required_columns_are_named(sqlite_db):
 
 
 def test_syntax_error_reports_statement_location(sqlite_db):
-    with pytest.raises(DataError) as e:
-        read(url=str(sqlite_db), query="SELECT body,\n  tag\nFROM tickets WHERE WHERE pk = 1")
+    q = "SELECT body,\n  tag\nFROM tickets WHERE WHERE pk = 1"
+    with pytest.raises(DataError) as e:               # the read-only guard's parser says where
+        read(url=str(sqlite_db), query=q)
+    msg = str(e.value)
+    assert "syntax error at line 3, column 20 near 'WHERE'" in msg and "SELECT body," in msg
+    with pytest.raises(DataError) as e:               # without the guard, the database says where
+        read(url=str(sqlite_db), query=q, read_only=False)
     msg = str(e.value)
     assert "syntax error" in msg and "line 3, column 14" in msg and "SELECT body," in msg
 
@@ -246,7 +251,7 @@ def test_postgres_read_only_transaction_refuses_writes_the_keyword_check_misses(
 
 def test_postgres_syntax_error_location(pg_url):
     with pytest.raises(DataError) as e:
-        read(url=pg_url, query="select 1,\n  2 frm\n  nothing here")
+        read(url=pg_url, query="select 1,\n  2 frm\n  nothing here", read_only=False)
     assert "SyntaxError" in str(e.value) and "line 3, column 3" in str(e.value)
 
 
@@ -328,7 +333,7 @@ def test_sink_replace_swaps_in_a_full_table(db, request, table_name):
 
 def test_mariadb_syntax_error_location_and_sink(mariadb_url, table_name):
     with pytest.raises(DataError) as e:
-        read(url=mariadb_url, query="select 1,\n 2 frm nothing here")
+        read(url=mariadb_url, query="select 1,\n 2 frm nothing here", read_only=False)
     assert "line 2" in str(e.value) and "ProgrammingError" in str(e.value)
     df = pl.DataFrame({"id": ["a", "b"], "text": ["x", "y"], "n": [1, 2]})
     try:

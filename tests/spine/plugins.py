@@ -93,7 +93,7 @@ class UsesSecret(Step):
         return StepResult(kept=df, stats={"calls": df.height})
 
 
-from curate.cache import atomic_path  # noqa: E402
+from curate.io import atomic_path  # noqa: E402
 from curate.registry import register_output  # noqa: E402
 from curate.sink import Sink, SinkConfig  # noqa: E402
 

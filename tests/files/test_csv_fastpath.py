@@ -11,17 +11,18 @@ import pytest
 from polars.testing import assert_frame_equal
 
 from curate.connectors import _textio as T
+from curate.connectors._textio import delimited as TD, lines as TL
 
 
 def _read(data: bytes, options: T.CsvOptions, *, fast: bool, batch_rows: int = T.BATCH_ROWS,
           limit: int | None = None, locator: str = "csv:m.csv") -> list[tuple[pl.DataFrame, pl.DataFrame]]:
-    old = T.FAST_PATH
-    T.FAST_PATH = fast
+    old = TD.FAST_PATH
+    TD.FAST_PATH = fast
     try:
         return [(b.rows, b.rejected) for b in T.iter_csv(io.BytesIO(data), locator, options, "o",
                                                          batch_rows=batch_rows, limit=limit)]
     finally:
-        T.FAST_PATH = old
+        TD.FAST_PATH = old
 
 
 def _same(data: bytes, options: T.CsvOptions | None = None, **kw) -> list[tuple[pl.DataFrame, pl.DataFrame]]:
@@ -81,8 +82,8 @@ def _mixed_file(n: int = 3000) -> tuple[bytes, dict[int, str]]:
 @pytest.mark.parametrize("chunk", [64, 1000, 1 << 20])
 @pytest.mark.parametrize("batch_rows", [7, 500, T.BATCH_ROWS])
 def test_mixed_file_same_both_ways(monkeypatch, chunk, batch_rows):
-    monkeypatch.setattr(T, "CHUNK_BYTES", chunk)
-    monkeypatch.setattr(T, "SAMPLE_BYTES", min(chunk, T.SAMPLE_BYTES))
+    monkeypatch.setattr(TL, "CHUNK_BYTES", chunk)
+    monkeypatch.setattr(TL, "SAMPLE_BYTES", min(chunk, TL.SAMPLE_BYTES))
     data, expect = _mixed_file()
     batches = _same(data, batch_rows=batch_rows)
     assert all(r.height + j.height <= batch_rows for r, j in batches)
@@ -98,12 +99,12 @@ def test_mixed_file_same_both_ways(monkeypatch, chunk, batch_rows):
 
 def test_fast_path_is_used_on_plain_runs(monkeypatch):
     calls = []
-    real = T._CsvParser._fast
+    real = TD._CsvParser._fast
 
     def spy(self, simple, start, end, first):
         calls.append(end - start)
         return real(self, simple, start, end, first)
-    monkeypatch.setattr(T._CsvParser, "_fast", spy)
+    monkeypatch.setattr(TD._CsvParser, "_fast", spy)
     data, _ = _mixed_file()
     _same(data)
     assert sum(calls) > 2500          # nearly every line went through polars
@@ -111,7 +112,7 @@ def test_fast_path_is_used_on_plain_runs(monkeypatch):
 
 @pytest.mark.parametrize("limit", [1, 5, 96, 97, 100, 2999, 5000])
 def test_limit_same_both_ways(monkeypatch, limit):
-    monkeypatch.setattr(T, "CHUNK_BYTES", 1000)
+    monkeypatch.setattr(TL, "CHUNK_BYTES", 1000)
     data, _ = _mixed_file(1000)
     batches = _same(data, batch_rows=64, limit=limit)
     assert _rows(batches).height == min(limit, _rows(_same(data)).height)
@@ -128,8 +129,8 @@ def test_bad_bytes_in_the_middle_of_a_big_file():
 
 
 def test_quoted_newlines_across_block_boundaries(monkeypatch):
-    monkeypatch.setattr(T, "CHUNK_BYTES", 16)
-    monkeypatch.setattr(T, "SAMPLE_BYTES", 16)
+    monkeypatch.setattr(TL, "CHUNK_BYTES", 16)
+    monkeypatch.setattr(TL, "SAMPLE_BYTES", 16)
     body = "k,v\n" + "".join(f'{i},"x\n{"y" * (i % 20)}\nz"\n' if i % 3 == 0 else f"{i},plain{i}\n"
                              for i in range(300))
     rows = _rows(_same(body.encode()))
@@ -167,8 +168,8 @@ _ALPHABET = ["a", "b", "é", "\x00", "\ufeff", ",", ",", ";", '"', '"', "\n", "\
 @pytest.mark.parametrize("seed", range(40))
 def test_random_inputs_same_both_ways(monkeypatch, seed):
     rnd = random.Random(seed)
-    monkeypatch.setattr(T, "CHUNK_BYTES", rnd.choice([8, 50, 4096]))
-    monkeypatch.setattr(T, "SAMPLE_BYTES", 64)
+    monkeypatch.setattr(TL, "CHUNK_BYTES", rnd.choice([8, 50, 4096]))
+    monkeypatch.setattr(TL, "SAMPLE_BYTES", 64)
     text = "a,b,c\n" + "".join(rnd.choice(_ALPHABET) if rnd.random() < 0.3 else rnd.choice("xyz,")
                                for _ in range(rnd.randint(0, 3000)))
     data = text.encode()
@@ -211,8 +212,8 @@ def _csvish(rnd: random.Random, n_lines: int, width: int = 3) -> bytes:
 @pytest.mark.parametrize("seed", range(60))
 def test_random_quoted_records_same_both_ways(monkeypatch, seed):
     rnd = random.Random(1000 + seed)
-    monkeypatch.setattr(T, "CHUNK_BYTES", rnd.choice([40, 300, 1 << 20]))
-    monkeypatch.setattr(T, "SAMPLE_BYTES", 64)
+    monkeypatch.setattr(TL, "CHUNK_BYTES", rnd.choice([40, 300, 1 << 20]))
+    monkeypatch.setattr(TL, "SAMPLE_BYTES", 64)
     _same(_csvish(rnd, rnd.randint(1, 400), rnd.choice([1, 2, 3, 3])), batch_rows=rnd.choice([5, 64, 10_000]),
           limit=rnd.choice([None, None, 7, 150]))
 
@@ -220,11 +221,11 @@ def test_random_quoted_records_same_both_ways(monkeypatch, seed):
 def test_quoted_lines_use_the_fast_path(monkeypatch):
     data = b"a,b\n" + b"".join(b'%d,"text, with ""quotes"" %d"\n' % (i, i) for i in range(5000))
     calls = []
-    real = T._CsvParser._split_quoted
+    real = TD._CsvParser._split_quoted
     def spy(self, *a):
         calls.append(1)
         return real(self, *a)
-    monkeypatch.setattr(T._CsvParser, "_split_quoted", spy)
+    monkeypatch.setattr(TD._CsvParser, "_split_quoted", spy)
     rows = _rows(_same(data))
     assert calls and rows.height == 5000 and rows["b"][1] == 'text, with "quotes" 1'
 
@@ -232,7 +233,7 @@ def test_quoted_lines_use_the_fast_path(monkeypatch):
 def test_polars_failure_falls_back_to_the_csv_module(monkeypatch):
     def boom(*a, **k):
         raise pl.exceptions.ComputeError("simulated")
-    monkeypatch.setattr(T.pl, "read_csv", boom)
+    monkeypatch.setattr(TD.pl, "read_csv", boom)
     data = b"a,b\n" + b"".join(b'%d,"q %d"\n' % (i, i) if i % 2 else b"%d,p\n" % i for i in range(300))
     rows = _rows(_same(data))
     assert rows.height == 300 and rows["b"][:2].to_list() == ["p", "q 1"]

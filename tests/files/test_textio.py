@@ -9,6 +9,7 @@ import polars as pl
 import pytest
 
 from curate.connectors import _textio as T
+from curate.connectors._textio import lines as TL
 from curate.errors import DataError
 
 
@@ -54,8 +55,8 @@ def test_iter_csv_streams_in_bounded_batches():
 
 
 def test_line_numbers_and_offsets_across_chunk_boundaries(monkeypatch):
-    monkeypatch.setattr(T, "CHUNK_BYTES", 5)
-    monkeypatch.setattr(T, "SAMPLE_BYTES", 8)
+    monkeypatch.setattr(TL, "CHUNK_BYTES", 5)
+    monkeypatch.setattr(TL, "SAMPLE_BYTES", 8)
     lines = ["ünï " * 3 + str(i) for i in range(40)]
     body = "\n".join(lines).encode()          # no final newline
     bad_at = body.index(b"20")
@@ -64,7 +65,7 @@ def test_line_numbers_and_offsets_across_chunk_boundaries(monkeypatch):
     assert [ln.no for ln in got] == list(range(1, 41))
     assert [ln.text.rstrip("\n") for ln in got if not ln.error] == [s for i, s in enumerate(lines) if i != 20]
     (bad,) = [ln for ln in got if ln.error]
-    assert bad.no == 21 and f"byte offset {bad_at}" in bad.error
+    assert bad.no == 21 and bad.error.reason == "bad_encoding" and f"byte offset {bad_at}" in bad.error.detail
 
 
 def test_gzip_by_name_and_by_magic():
@@ -115,8 +116,8 @@ def test_detect_encoding():
 
 def test_csv_records_spanning_blocks(monkeypatch):
     """Quoted newlines, a stray quote and bad bytes land on block boundaries (tiny blocks)."""
-    monkeypatch.setattr(T, "CHUNK_BYTES", 6)
-    monkeypatch.setattr(T, "SAMPLE_BYTES", 5)
+    monkeypatch.setattr(TL, "CHUNK_BYTES", 6)
+    monkeypatch.setattr(TL, "SAMPLE_BYTES", 5)
     text = ('k,text\n'
             '1,"a\nlong\nquoted\nfield, with comma"\n'        # lines 2-5
             '2,"stray\n'                                       # line 6: never closed

@@ -1,0 +1,75 @@
+"""JSON Lines: one object per line, types kept, hostile values handled by :mod:`.jsonvalue`."""
+from __future__ import annotations
+
+from typing import Any, BinaryIO, Iterator
+
+import orjson
+import polars as pl
+
+from curate.connectors._textio.frames import BATCH_ROWS, Rejects, json_type, records_frame, with_locators
+from curate.connectors._textio.jsonvalue import MAX_DEPTH, BadValue, has_long_digits, parse
+from curate.connectors._textio.lines import block_options, iter_blocks
+from curate.source import SourceBatch
+
+
+def iter_jsonl(fileobj: BinaryIO, locator: str, options: Any, origin: str, *,
+               batch_rows: int = BATCH_ROWS, limit: int | None = None,
+               info: dict[str, Any] | None = None) -> Iterator[SourceBatch]:
+    """Parse JSON Lines, keeping JSON types; locator ``<locator>:<line>``.
+
+    ``options``: :class:`JsonlOptions`-like. Blank lines are skipped; quarantines ``invalid_json``
+    (detail: the parser's message), ``not_an_object``, ``too_deep``, ``bad_encoding`` and
+    ``too_large``; a stream that breaks off adds one row with its reason. Value notes (big ints,
+    NaN) are counted in ``info``.
+    """
+    info = {} if info is None else info
+    rows: list[dict[str, Any]] = []
+    lines: list[int] = []
+    rej = Rejects()
+    loads = orjson.loads
+    for block in iter_blocks(fileobj, locator, options.encoding, **block_options(options, info)):
+        errors = block.errors
+        long = has_long_digits(block.text)
+        for no, text in enumerate(block.lines, block.first):
+            obj = _INVALID
+            if not long and no not in errors:
+                try:
+                    obj = loads(text)          # fast path: a valid line, no further checks
+                except ValueError:
+                    if text.isspace():
+                        continue               # blank line: not a row
+            if obj is _INVALID or type(obj) is not dict or (
+                    len(text) > 2 * MAX_DEPTH and text.count("{") + text.count("[") > MAX_DEPTH):
+                loc = f"{locator}:{no}"
+                if no in errors:
+                    rej.add(loc, errors[no].reason, errors[no].detail, text)
+                    continue
+                if text.isspace():
+                    continue
+                try:
+                    obj = parse(text, info, maybe_long=long)
+                except BadValue as e:
+                    rej.add(loc, e.reason, e.detail, text)
+                    continue
+                if not isinstance(obj, dict):
+                    rej.add(loc, "not_an_object", f"expected a JSON object, got {json_type(obj)}", text)
+                    continue
+            rows.append(obj)
+            lines.append(no)
+            if len(rows) + len(rej) >= batch_rows or (limit is not None and len(rows) >= limit):
+                yield SourceBatch(with_locators(records_frame(rows), locator, lines), rej.frame(origin))
+                if limit is not None:
+                    limit -= len(rows)
+                    if limit <= 0:
+                        return
+                rows, lines, rej = [], [], Rejects()
+        if block.problem is not None:
+            rej.add(f"{locator}:{block.first}", block.problem.reason, block.problem.detail, None)
+        if len(rej) >= batch_rows:                 # a run of garbage: keep memory bounded
+            yield SourceBatch(pl.DataFrame(), rej.frame(origin))
+            rej = Rejects()
+    if rows or len(rej):
+        yield SourceBatch(with_locators(records_frame(rows), locator, lines), rej.frame(origin))
+
+
+_INVALID = object()

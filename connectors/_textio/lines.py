@@ -1,0 +1,300 @@
+"""Bytes → blocks of decoded physical lines, in bounded memory and linear time.
+
+A line longer than ``max_record_bytes`` is never held whole: past the bound its bytes are skipped up
+to the next ``\\n`` and it becomes a ``too_large`` line error (its text a short placeholder). In a
+file whose guessed codec is a legacy one (cp1252 ...), a line that is valid multi-byte UTF-8 is
+decoded as UTF-8 and counted (``utf8_fallback_lines``), so a mixed file is not garbled silently.
+Lines that do not decode are ``bad_encoding`` line errors. A stream that breaks off (corrupt
+compression, a decompression bomb) ends with an empty block carrying the :class:`ReadProblem`.
+"""
+from __future__ import annotations
+
+import codecs
+import re
+from typing import Any, BinaryIO, Iterator, NamedTuple
+
+import numpy as np
+
+from curate.connectors._textio.encoding import ascii_compatible, resolve_encoding
+from curate.connectors._textio.options import MAX_COMPRESSION_RATIO, MAX_RECORD_BYTES
+from curate.connectors._textio.streams import ReadProblem, open_stream, read_exactly
+
+SAMPLE_BYTES = 64 * 1024     # bytes looked at to guess an encoding
+CHUNK_BYTES = 1 << 20        # bytes decoded at a time
+HEAD_BYTES = 500             # bytes of an over-long line kept for its quarantine row
+_UTF8_MULTI = re.compile(rb"[\xc2-\xf4][\x80-\xbf]")
+
+
+class LineError(NamedTuple):
+    """Why a line cannot be used: ``reason`` (``bad_encoding``, ``too_large``) and a detail."""
+
+    reason: str
+    detail: str
+
+    def __str__(self) -> str:
+        return self.detail
+
+
+def _read_sample(stream: BinaryIO, n: int | None = None) -> bytes:
+    """Up to ``n`` (default SAMPLE_BYTES) bytes, however short the stream's reads are."""
+    return read_exactly(stream, SAMPLE_BYTES if n is None else n)
+
+
+class Block:
+    """Consecutive physical lines: ``first`` is the 1-based number of ``lines[0]``; each text keeps
+    its ``\\n``; ``errors`` maps the number of each unusable line to its :class:`LineError` (its
+    text then holds U+FFFD or a placeholder); ``fallbacks`` counts lines decoded as UTF-8 in a
+    legacy-encoded file; ``problem`` is set on an (empty) last block when the stream broke off.
+
+    A block is built from its lines or from their concatenation (``text``); the other form is
+    made on first use, so a reader that wants one string (the CSV fast path) never splits it.
+    """
+
+    __slots__ = ("first", "_lines", "_text", "_n", "errors", "fallbacks", "problem")
+
+    def __init__(self, first: int, lines: list[str] | None = None,
+                 errors: dict[int, LineError] | None = None, *, text: str | None = None,
+                 fallbacks: int = 0, problem: ReadProblem | None = None) -> None:
+        self.first, self._lines, self._text, self.errors = first, lines, text, errors or {}
+        self.fallbacks, self.problem = fallbacks, problem
+        self._n = -1
+
+    @property
+    def lines(self) -> list[str]:
+        if self._lines is None:
+            self._lines = _split_keep(self._text or "", "\n")
+        return self._lines
+
+    def __len__(self) -> int:
+        """Number of lines (counted in ``text`` when the lines were not split yet)."""
+        if self._lines is not None:
+            return len(self._lines)
+        if self._n < 0:
+            text = self._text or ""
+            self._n = text.count("\n") + (1 if text and not text.endswith("\n") else 0)
+        return self._n
+
+    @property
+    def text(self) -> str:
+        if self._text is None:
+            self._text = "".join(self._lines or [])
+        return self._text
+
+
+class Line:
+    """One physical line: 1-based number, decoded text (``\\n`` kept), :class:`LineError` or None."""
+
+    __slots__ = ("no", "text", "error")
+
+    def __init__(self, no: int, text: str, error: LineError | None = None) -> None:
+        self.no, self.text, self.error = no, text, error
+
+
+def iter_blocks(fileobj: BinaryIO, locator: str, encoding: str = "auto", *,
+                max_record_bytes: int = MAX_RECORD_BYTES,
+                max_ratio: float | None = MAX_COMPRESSION_RATIO,
+                info: dict[str, Any] | None = None) -> Iterator[Block]:
+    """Decode ``fileobj`` into blocks of physical lines (split on ``\\n`` only).
+
+    About 1 MiB is decoded at once; a block that fails is decoded line by line so only the
+    undecodable lines are flagged. Compression is sniffed (:func:`open_stream`). ``info`` receives
+    ``compression``, ``encoding`` and ``utf8_fallback_lines`` for the manifest.
+    """
+    info = {} if info is None else info
+    try:
+        stream, kind = open_stream(fileobj, locator, max_ratio)
+        info["compression"] = kind or "none"
+        sample = _read_sample(stream)
+    except ReadProblem as e:
+        yield Block(1, [], problem=e)
+        return
+    codec, skip = resolve_encoding(encoding, sample, locator)
+    info["encoding"] = codec
+    if not ascii_compatible(codec):
+        yield from _iter_blocks_incremental(sample[skip:], stream, codec, locator, max_record_bytes)
+        return
+    fallback = encoding == "auto" and codec != "utf-8"
+    fallbacks = 0
+    for block in _split(sample[skip:], stream, codec, max_record_bytes, skip, fallback):
+        if block.fallbacks:
+            fallbacks += block.fallbacks
+            info["utf8_fallback_lines"] = fallbacks
+        yield block
+
+
+def block_options(options: Any, info: dict[str, Any] | None) -> dict[str, Any]:
+    """The keyword arguments of :func:`iter_blocks` taken from a reader's ``options``."""
+    return dict(max_record_bytes=getattr(options, "max_record_bytes", MAX_RECORD_BYTES),
+                max_ratio=getattr(options, "max_compression_ratio", MAX_COMPRESSION_RATIO), info=info)
+
+
+def _split(data: bytes | None, stream: BinaryIO, codec: str, limit: int, offset: int,
+           fallback: bool) -> Iterator[Block]:
+    """The line splitter of :func:`iter_blocks`: ``pending`` holds the chunks of the unfinished last
+    line (joined once, when its ``\\n`` arrives); past ``limit`` bytes the line is skipped."""
+    no, pending, psize = 0, [], 0
+    skipping, head, skipped = False, b"", 0
+    problem = None
+    while True:
+        if data is None:
+            try:
+                data = stream.read(CHUNK_BYTES)
+            except ReadProblem as e:
+                problem, data = e, b""
+        eof = not data
+        if skipping:
+            i = data.find(b"\n")
+            if i < 0 and not eof:
+                skipped += len(data)
+                data = None
+                continue
+            end = len(data) if i < 0 else i + 1
+            skipped += end
+            yield _too_large(no + 1, head, skipped, limit, codec)
+            no, offset, skipping = no + 1, offset + skipped, False
+            data = data[end:]
+            if not data and not eof:
+                data = None
+                continue
+        cut = 0 if eof else data.rfind(b"\n") + 1
+        if cut:
+            body = b"".join(pending) + data[:cut] if pending else data[:cut]
+            pending, psize = ([data[cut:]], len(data) - cut) if cut < len(data) else ([], 0)
+            block = _decode_checked(body, codec, no + 1, offset, limit, fallback)
+            yield block
+            no, offset = no + len(block), offset + len(body)
+        elif not eof:
+            pending.append(data)
+            psize += len(data)
+        if psize > limit:                      # the unfinished line is already too long
+            head, skipped, skipping = b"".join(pending)[:HEAD_BYTES], psize, True
+            pending, psize = [], 0
+        if eof:
+            if pending:
+                yield _decode_checked(b"".join(pending), codec, no + 1, offset, limit, fallback)
+            break
+        data = None
+    if problem is not None:
+        yield Block(no + 1, [], problem=problem)
+
+
+def _too_large(no: int, head: bytes, size: int, limit: int, codec: str) -> Block:
+    """A one-line block standing for a line of ``size`` bytes over ``limit``: its text is the
+    start of the line without quotes or line ends (so no CSV reader joins it to the next line)."""
+    text = head[:HEAD_BYTES].decode(codec, errors="replace")
+    text = text.translate({ord(c): None for c in "\"'\\\r\n"}) + " …\n"
+    return Block(no, [text], {no: LineError(
+        "too_large", f"line {no} is over {limit} bytes (max_record_bytes): {size} bytes skipped")})
+
+
+def _decode_checked(body: bytes, codec: str, first: int, offset: int, limit: int,
+                    fallback: bool) -> Block:
+    """:func:`_decode_block`, with lines longer than ``limit`` bytes replaced by ``too_large``."""
+    if len(body) <= limit:
+        return _decode_block(body, codec, first, offset, fallback)
+    ends = np.flatnonzero(np.frombuffer(body, dtype=np.uint8) == 10) + 1
+    if not len(ends) or ends[-1] != len(body):
+        ends = np.append(ends, len(body))
+    starts = np.concatenate(([0], ends[:-1]))
+    long = np.flatnonzero(ends - starts > limit)
+    if not len(long):
+        return _decode_block(body, codec, first, offset, fallback)
+    parts, pos, no = [], 0, first
+    for k in long.tolist():
+        s, e = int(starts[k]), int(ends[k])
+        if s > pos:
+            parts.append(_decode_block(body[pos:s], codec, no, offset + pos, fallback))
+            no += len(parts[-1])
+        parts.append(_too_large(no, body[s:s + HEAD_BYTES], e - s, limit, codec))
+        no, pos = no + 1, e
+    if pos < len(body):
+        parts.append(_decode_block(body[pos:], codec, no, offset + pos, fallback))
+    return Block(first, [t for p in parts for t in p.lines], {k: v for p in parts for k, v in p.errors.items()},
+                 fallbacks=sum(p.fallbacks for p in parts))
+
+
+def iter_lines(fileobj: BinaryIO, locator: str, encoding: str = "auto", **kw: Any) -> Iterator[Line]:
+    """Decode ``fileobj`` into :class:`Line` objects (see :func:`iter_blocks`)."""
+    for block in iter_blocks(fileobj, locator, encoding, **kw):
+        if block.problem is not None:
+            raise block.problem
+        err = block.errors.get
+        for no, text in enumerate(block.lines, block.first):
+            yield Line(no, text, err(no))
+
+
+def _split_keep(text, nl):
+    """Split on ``nl`` only (str.splitlines also splits on \\r, \\x1c, U+2028 ...), keeping it."""
+    parts = text.split(nl)
+    last = parts.pop()
+    out = [p + nl for p in parts]
+    if last:
+        out.append(last)
+    return out
+
+
+def _decode_block(body: bytes, codec: str, first: int, offset: int, fallback: bool = False) -> Block:
+    """Decode whole lines at once; if that fails (or, with ``fallback``, a legacy-codec block holds
+    UTF-8 sequences), line by line: UTF-8 lines first when ``fallback``, bad lines flagged."""
+    if not fallback or body.isascii() or not _UTF8_MULTI.search(body):
+        try:
+            return Block(first, text=body.decode(codec))
+        except UnicodeDecodeError:
+            pass
+    lines, errors, fallbacks = [], {}, 0
+    for no, raw in enumerate(_split_keep(body, b"\n"), first):
+        text = None
+        if fallback and not raw.isascii():
+            try:
+                text = raw.decode("utf-8")
+                fallbacks += 1
+            except UnicodeDecodeError:
+                pass
+        if text is None:
+            try:
+                text = raw.decode(codec)
+            except UnicodeDecodeError as e:
+                errors[no] = LineError("bad_encoding", f"byte 0x{raw[e.start]:02x} at byte offset "
+                                       f"{offset + e.start} (column {e.start + 1}): '{codec}' codec: {e.reason}")
+                text = raw.decode(codec, errors="replace")
+        lines.append(text)
+        offset += len(raw)
+    return Block(first, lines, errors, fallbacks=fallbacks)
+
+
+def _iter_blocks_incremental(sample: bytes, stream: BinaryIO, codec: str, locator: str,
+                             limit: int) -> Iterator[Block]:
+    """Blocks of a codec that is not ASCII-compatible (UTF-16/32): decode the stream, then split.
+    An undecodable byte or an over-long line ends the read with a problem block (lines cannot be
+    re-synchronised)."""
+    dec = codecs.getincrementaldecoder(codec)("strict")
+    no, pending, data, consumed = 0, "", sample, 0
+    while True:
+        final = not data
+        try:
+            pending += dec.decode(data, final=final)
+            if len(pending) > limit and "\n" not in pending:
+                raise ReadProblem(locator, "too_large", f"line {no + 1} is over {limit} characters "
+                                  "(max_record_bytes)")
+        except UnicodeDecodeError as e:
+            yield Block(no + 1, [], problem=ReadProblem(
+                locator, "bad_encoding", f"cannot decode as {codec} near byte offset "
+                f"{consumed + e.start}: {e.reason}"))
+            return
+        except ReadProblem as e:
+            yield Block(no + 1, [], problem=e)
+            return
+        consumed += len(data)
+        cut = len(pending) if final else pending.rfind("\n") + 1
+        if cut:
+            lines = _split_keep(pending[:cut], "\n")
+            pending = pending[cut:]
+            yield Block(no + 1, lines)
+            no += len(lines)
+        if final:
+            break
+        try:
+            data = stream.read(CHUNK_BYTES)
+        except ReadProblem as e:
+            yield Block(no + 1, [], problem=e)
+            return

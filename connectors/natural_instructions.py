@@ -14,7 +14,7 @@ from pydantic import Field
 from curate import records as R
 from curate.errors import DataError
 from curate.registry import register_source
-from curate.schemas.natural_instructions import is_str_list, load_task, validate_instance
+from curate.schemas.natural_instructions import META_COLUMN, is_str_list, load_task, meta_json, validate_instance
 from curate.source import Source, SourceBatch, SourceConfig, quarantine
 
 
@@ -22,14 +22,19 @@ class NISourceConfig(SourceConfig):
     """Options of the ``natural_instructions`` source."""
 
     path: str | list[str] = Field(description="Task file(s): a path, a glob, or a list of them.")
+    task_meta: bool = Field(
+        default=True, description="Carry each task's header (definition, examples, Contributors, Source, "
+                                  "Categories, ...) as JSON in a `task_meta` column, so the "
+                                  "natural_instructions output writes the same task back.")
 
 
 @register_source("natural_instructions")
 class NaturalInstructionsSource(Source):
-    """Natural Instructions task files: one row per instance (text, output, label, task, definition)."""
+    """Natural Instructions task files: one row per instance (text, output, label, task, definition,
+    instance_id and, by default, the task's header as JSON in ``task_meta``)."""
 
     Config = NISourceConfig
-    version = "1"
+    version = "2"
 
     def files(self) -> list[Path]:
         pats = self.config.path if isinstance(self.config.path, list) else [self.config.path]
@@ -79,5 +84,7 @@ class NaturalInstructionsSource(Source):
                 "definition": pl.Series([definition] * len(good), dtype=pl.String),
                 "instance_id": pl.Series([x["id"] for x in good], dtype=pl.String),
             })
+            if self.config.task_meta:
+                rows = rows.with_columns(pl.lit(meta_json(task, path.stem), dtype=pl.String).alias(META_COLUMN))
             rejected = quarantine(bad_locs, reasons, details, self.origin) if bad_locs else pl.DataFrame()
             yield SourceBatch(rows, rejected)

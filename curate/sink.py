@@ -1,14 +1,30 @@
-"""The output protocol: a sink writes the final table in one format, atomically."""
+"""The output protocol: a sink writes the final table in one format, atomically.
+
+Splits are honoured here, once for every format: when the table has a ``split`` column (the
+``split`` step writes it) a file output writes one file per split — ``out/x.jsonl`` becomes
+``out/x.train.jsonl``, ``out/x.validation.jsonl``, ``out/x.test.jsonl`` — and records them in its
+stats (``splits: {train: {rows, files}, ...}``), which the engine puts in the manifest, so the
+train runner finds them there. ``split_files: false`` writes one file with the column kept.
+Formats implement :meth:`Sink.write_split` (one file for one part) and take
+:class:`SplitSinkConfig`; a sink that overrides :meth:`Sink.write` itself (a database table, an
+S3 object) writes one target with the column kept.
+"""
 from __future__ import annotations
 
+import re
 from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Any, ClassVar
 
 import polars as pl
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from curate.component import Component
+
+#: Conventional split order in file listings and the manifest (other values follow, sorted).
+SPLIT_ORDER = ("train", "validation", "test")
+#: Compression suffixes kept last when a split name is put into a file name.
+_COMPRESSION = (".gz", ".bz2", ".xz", ".zst")
 
 
 class SinkConfig(BaseModel):
@@ -19,24 +35,108 @@ class SinkConfig(BaseModel):
         default=None, description="Write only rows whose `origin` is one of these source names.")
 
 
+class SplitSinkConfig(SinkConfig):
+    """Options of outputs that write one file per split (every file format)."""
+
+    split_files: bool = Field(
+        default=True, description="When the rows carry a split column (the `split` step), write one "
+                                  "file per split (`x.train.jsonl`, `x.validation.jsonl`, `x.test.jsonl`; "
+                                  "NI: `task<N>_<name>_<split>.json`), named in the manifest. false: one "
+                                  "file with the split column kept.")
+    split_column: str = Field(default="split", description="Column holding the split name.")
+    storage_options: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Options for a URL target's filesystem (fsspec), e.g. {endpoint_url: http://minio:9000}; "
+                    "credentials come from the environment, never from here.")
+
+    @field_validator("storage_options")
+    @classmethod
+    def _no_secrets(cls, v: dict[str, Any]) -> dict[str, Any]:
+        from curate.storage import check_options
+        try:
+            return check_options(v)
+        except Exception as e:  # noqa: BLE001 - surface as a pydantic error on this field
+            raise ValueError(str(e)) from None
+
+
+def split_path(path: str | Path, split: str) -> Path:
+    """``out/x.jsonl`` -> ``out/x.<split>.jsonl``; ``x.jsonl.gz`` -> ``x.<split>.jsonl.gz``;
+    a name without a suffix (a folder) -> ``x.<split>``."""
+    p = path if hasattr(path, "with_name") else Path(path)     # a Path or a UPath (URL)
+    split = re.sub(r"[^A-Za-z0-9_-]+", "_", split) or "_"
+    name = p.name
+    tail = ""
+    for c in _COMPRESSION:
+        if name.lower().endswith(c) and len(name) > len(c):
+            name, tail = name[:-len(c)], name[-len(c):]
+            break
+    stem, dot, ext = name.rpartition(".")
+    if not dot or not stem:
+        return p.with_name(f"{name}.{split}{tail}")
+    return p.with_name(f"{stem}.{split}.{ext}{tail}")
+
+
+def split_parts(df: pl.DataFrame, column: str) -> list[tuple[str | None, pl.DataFrame]]:
+    """``[(split, rows), ...]`` in train/validation/test order, then other values sorted; rows
+    without a split value come last as ``(None, rows)``. No column (or no value): ``[(None, df)]``."""
+    if column not in df.columns or df[column].null_count() == df.height:
+        return [(None, df)]
+    values = df[column].cast(pl.String)
+    found = set(values.drop_nulls().unique().to_list())
+    order = [s for s in SPLIT_ORDER if s in found] + sorted(found - set(SPLIT_ORDER))
+    parts: list[tuple[str | None, pl.DataFrame]] = [(s, df.filter(values == s)) for s in order]
+    if values.null_count():
+        parts.append((None, df.filter(values.is_null())))
+    return parts
+
+
 class Sink(Component, ABC):
-    """Base class for outputs. Subclasses implement :meth:`targets` and :meth:`write`."""
+    """Base class for outputs. Subclasses implement :meth:`targets` and :meth:`write_split`
+    (or override :meth:`write` to take the whole table as one target)."""
 
     name: ClassVar[str] = "output"
     Config: ClassVar[type[SinkConfig]] = SinkConfig
 
     def __init__(self, config: SinkConfig | dict[str, Any] | None = None, **kwargs: Any) -> None:
         super().__init__(config, **kwargs)
-        #: What the last ``write`` wants recorded in the manifest (counts, warnings, ...).
+        #: What the last ``write`` wants recorded in the manifest (counts, splits, warnings, ...).
         self.stats: dict[str, Any] = {}
+        #: Name of the pipeline being written (set by the engine; formats use it for defaults).
+        self.pipeline_name: str | None = None
+
+    def path(self, p: str | Path, split: str | None = None) -> Path:
+        """``p`` — or its file for ``split`` — as a local ``Path``, or a ``UPath`` when it is a URL
+        (``s3://``, ``memory://`` ...; see :mod:`curate.storage`), with this output's storage_options."""
+        from curate import storage
+        base = storage.path(p, getattr(self.config, "storage_options", None))
+        return base if split is None else split_path(base, split)
 
     @abstractmethod
     def targets(self) -> list[Path]:
         """Paths this output will write (files or folders); checked for clashes before running."""
 
-    @abstractmethod
     def write(self, df: pl.DataFrame, seed: int) -> list[Path]:
-        """Write ``df``; return the files written (each written atomically)."""
+        """Write ``df`` — one target per split (see the module doc) — and return the files written
+        (each atomically). Per-split rows and files go to ``self.stats["splits"]``."""
+        self.stats = {}
+        cfg = self.config
+        parts = split_parts(df, cfg.split_column) if getattr(cfg, "split_files", False) else [(None, df)]
+        written = self.write_parts(parts, seed)
+        if any(s is not None for s, _ in parts):
+            self.stats["splits"] = {
+                (s if s is not None else "none"): {"rows": part.height, "files": [str(f) for f in files]}
+                for (s, part), files in zip(parts, written)}
+        return [f for files in written for f in files]
+
+    def write_parts(self, parts: list[tuple[str | None, pl.DataFrame]], seed: int) -> list[list[Path]]:
+        """Write each part; override to see all parts at once (e.g. NI picks its examples from
+        the train part, a dataset folder writes a DatasetDict)."""
+        return [self.write_split(part, seed, split) for split, part in parts]
+
+    def write_split(self, df: pl.DataFrame, seed: int, split: str | None) -> list[Path]:
+        """Write the rows of one split (``None``: the whole table, or rows without a split) to
+        this output's target for that split (:func:`split_path`); return the files written."""
+        raise NotImplementedError(f"output {self.name} implements neither write_split nor write")
 
     def select(self, df: pl.DataFrame) -> pl.DataFrame:
         from curate import records as R

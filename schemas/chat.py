@@ -12,10 +12,10 @@ from typing import Any, Iterable
 import polars as pl
 from pydantic import Field
 
-from curate.cache import atomic_path
+from curate.storage import atomic_path
 from curate.errors import CurateError, DataError
 from curate.registry import register_output
-from curate.sink import Sink, SinkConfig
+from curate.sink import Sink, SplitSinkConfig, split_path
 
 CHAT_SCHEMA_PATH = Path(__file__).with_name("chat.schema.json")
 ALPACA_SCHEMA_PATH = Path(__file__).with_name("alpaca.schema.json")
@@ -47,7 +47,7 @@ def to_alpaca(instruction: str, input: str | None, output: str) -> dict[str, str
     return {"instruction": instruction, "input": input or "", "output": output}
 
 
-class SFTColumns(SinkConfig):
+class SFTColumns(SplitSinkConfig):
     """Columns an SFT row is built from."""
 
     path: str = Field(description="JSONL file to write.")
@@ -86,6 +86,13 @@ def _sft_rows(df: pl.DataFrame, cfg: SFTColumns, what: str) -> Iterable[tuple[st
         yield ins, _text(inp[i]), o, extras[i]
 
 
+def _target(path: str, split: str | None, storage_options: dict[str, Any] | None = None) -> Path:
+    """The file for one split (:func:`curate.sink.split_path`), or ``path`` itself (a UPath for a URL)."""
+    from curate import storage
+    base = storage.path(path, storage_options)
+    return base if split is None else split_path(base, split)
+
+
 def _write_jsonl(rows: Iterable[dict[str, Any]], path: Path) -> Path:
     with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
         for rec in rows:
@@ -107,13 +114,13 @@ class ChatOutput(Sink):
     Config = ChatConfig
 
     def targets(self) -> list[Path]:
-        return [Path(self.config.path)]
+        return [self.path(self.config.path)]
 
-    def write(self, df: pl.DataFrame, seed: int) -> list[Path]:
+    def write_split(self, df: pl.DataFrame, seed: int, split: str | None) -> list[Path]:
         cfg = self.config
         rows = ({"messages": to_messages(ins, inp, out, cfg.system, cfg.separator), **ex}
                 for ins, inp, out, ex in _sft_rows(df, cfg, "chat"))
-        return [_write_jsonl(list(rows), Path(cfg.path))]
+        return [_write_jsonl(list(rows), _target(cfg.path, split, cfg.storage_options))]
 
 
 @register_output("alpaca")
@@ -123,9 +130,9 @@ class AlpacaOutput(Sink):
     Config = SFTColumns
 
     def targets(self) -> list[Path]:
-        return [Path(self.config.path)]
+        return [self.path(self.config.path)]
 
-    def write(self, df: pl.DataFrame, seed: int) -> list[Path]:
+    def write_split(self, df: pl.DataFrame, seed: int, split: str | None) -> list[Path]:
         cfg = self.config
         rows = ({**to_alpaca(ins, inp, out), **ex} for ins, inp, out, ex in _sft_rows(df, cfg, "alpaca"))
-        return [_write_jsonl(list(rows), Path(cfg.path))]
+        return [_write_jsonl(list(rows), _target(cfg.path, split, cfg.storage_options))]

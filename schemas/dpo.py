@@ -19,10 +19,10 @@ import xxhash
 from pydantic import BaseModel, ConfigDict, Field
 
 from curate import records as R
-from curate.cache import atomic_path
+from curate.storage import atomic_path
 from curate.errors import CurateError, DataError
 from curate.registry import register_output
-from curate.sink import Sink, SinkConfig
+from curate.sink import Sink, SplitSinkConfig, split_path
 
 SCHEMA_PATH = Path(__file__).with_name("dpo.schema.json")
 
@@ -258,7 +258,7 @@ def pairs_frame(df: pl.DataFrame, cfg: PairColumns, seed: int) -> tuple[pl.DataF
 
 
 # ============================================================================ output
-class DpoOutputConfig(SinkConfig, PairColumns):
+class DpoOutputConfig(SplitSinkConfig, PairColumns):
     """Options of the ``dpo`` output."""
 
     path: str = Field(description="JSONL file to write.")
@@ -279,7 +279,7 @@ class DpoOutput(Sink):
     version = "1"
 
     def targets(self) -> list[Path]:
-        return [Path(self.config.path)]
+        return [self.path(self.config.path)]
 
     def records(self, df: pl.DataFrame, seed: int = 0) -> list[dict[str, Any]]:
         """The rows to write; raises :class:`CurateError` naming the first bad rows."""
@@ -307,9 +307,9 @@ class DpoOutput(Sink):
                               + ". Add a `dpo_pairs` step before the output to reject them with a reason.")
         return out
 
-    def write(self, df: pl.DataFrame, seed: int) -> list[Path]:
+    def write_split(self, df: pl.DataFrame, seed: int, split: str | None) -> list[Path]:
         recs = self.records(df, seed)
-        path = Path(self.config.path)
+        path = self.path(self.config.path, split)
         with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
             for rec in recs:
                 f.write(json.dumps(rec, ensure_ascii=False, allow_nan=False) + "\n")

@@ -1,11 +1,9 @@
 """Outputs ``jsonl``, ``parquet``, ``csv`` and ``hf_dataset``: the final table written atomically
-(temp file or folder beside the target, then rename), optionally with chosen/renamed columns."""
+(temp file or folder beside the target, then rename; or uploaded whole to a URL through
+:mod:`curate.storage`), optionally with chosen/renamed columns. The bytes are the same wherever
+they are stored (gzip headers fixed)."""
 from __future__ import annotations
 
-import gzip
-import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import BinaryIO
 
@@ -13,13 +11,14 @@ import polars as pl
 from pydantic import Field
 
 from curate import records as R
-from curate.cache import atomic_path
+from curate.storage import atomic_dir, atomic_path, files_under, gzip_writer
 from curate.errors import DataError
+from curate.extras import require
 from curate.registry import register_output
-from curate.sink import Sink, SinkConfig
+from curate.sink import Sink, SplitSinkConfig
 
 
-class FileOutputConfig(SinkConfig):
+class FileOutputConfig(SplitSinkConfig):
     """Column selection shared by the file outputs."""
 
     columns: list[str] | dict[str, str] | None = Field(
@@ -61,16 +60,15 @@ class _PathSink(Sink):
     Config = PathOutputConfig
 
     def targets(self) -> list[Path]:
-        return [Path(self.config.path)]
+        return [self.path(self.config.path)]
 
-    def write(self, df: pl.DataFrame, seed: int) -> list[Path]:
-        path = Path(self.config.path)
+    def write_split(self, df: pl.DataFrame, seed: int, split: str | None) -> list[Path]:
+        path = self.path(self.config.path, split)
         df = shape(df, self.config, f"output {self.name} ({path})")
         with atomic_path(path) as tmp:
             if path.name.lower().endswith(".gz") and self.name != "parquet":
                 # fixed header (no name, mtime 0): same rows → same bytes → cached output
-                with open(tmp, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", filename="",
-                                                           mtime=0, compresslevel=6) as f:
+                with open(tmp, "wb") as raw, gzip_writer(raw) as f:
                     self.dump(df, f)
             else:
                 self.dump(df, tmp)
@@ -121,32 +119,22 @@ class HfDatasetOutput(Sink):
     Config = HfDatasetOutputConfig
 
     def targets(self) -> list[Path]:
-        return [Path(self.config.dir)]
+        return [self.path(self.config.dir)]
 
-    def write(self, df: pl.DataFrame, seed: int) -> list[Path]:
+    def write_split(self, df: pl.DataFrame, seed: int, split: str | None) -> list[Path]:
+        require("datasets", extra="ml", what="the hf_dataset output")
         from datasets import Dataset
-        target = Path(self.config.dir)
+        target = self.path(self.config.dir, split)
         df = shape(df, self.config, f"output hf_dataset ({target})")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
-        old = None
-        try:
+        with atomic_dir(target) as tmp:
             _save_quietly(Dataset(df.to_arrow()), tmp)
-            if target.exists():
-                old = target.with_name(f".{target.name}.old-{os.getpid()}")
-                os.replace(target, old)
-            os.replace(tmp, target)
-        finally:
-            if tmp.exists():
-                shutil.rmtree(tmp, ignore_errors=True)
-            if old is not None and old.exists():
-                shutil.rmtree(old, ignore_errors=True)
-        return sorted(p for p in target.rglob("*") if p.is_file())
+        return files_under(target)
 
 
 def _save_quietly(ds, path: Path) -> None:
     """save_to_disk without its progress bar (the engine shows its own progress). An empty
     dataset needs num_shards=1: datasets 5 otherwise writes no shard and cannot load it back."""
+    require("datasets", extra="ml")
     from datasets.utils import logging as dlog
     was = dlog.is_progress_bar_enabled()
     dlog.disable_progress_bar()

@@ -7,13 +7,17 @@ Methods (all through imbalanced-learn):
   ClusterCentroids (hard voting, so real rows are kept) on sentence embeddings. Dropped rows
   are *rejected* with reason ``undersampled`` (detail names the method and class).
 * ``smote`` / ``borderline_smote`` / ``adasyn`` — computed on sentence embeddings
-  (:func:`curate.embed.embed`). See :func:`smote_rows` for how each synthetic vector becomes a
-  real text row (parents, weight, generator, gate).
+  (:func:`curate.embed.embed`); each synthetic vector becomes a *distinct* real text row
+  (:mod:`curate.steps._smote`: parents, weight, generator seeded per point, gate,
+  ``duplicate_realisation``).
 * ``none`` — no resampling, only the statistics.
 
-Every run records ``before``/``after`` label distributions and sklearn's balanced
+Rows without a label (null or empty) are rejected as ``missing_label`` first: an empty string is
+not a class. Every run records ``before``/``after`` label distributions, sklearn's balanced
 ``class_weights`` (of the input distribution, for cost-sensitive training instead of or on top of
-re-sampling) in the step stats, which the engine puts in the manifest.
+re-sampling) and ``unique_text_ratio`` (distinct texts / rows after the step; oversampled copies
+lower it) in the step stats, which the engine puts in the manifest. A run that removes more than
+half of the rows adds a warning; ``min_per_class`` and ``max_ratio`` make such runs fail.
 """
 from __future__ import annotations
 
@@ -28,6 +32,7 @@ from curate import records as R
 from curate.errors import DataError
 from curate.registry import register_step
 from curate.step import Step, StepConfig, StepContext, StepResult
+from curate.steps._labels import add_warnings, removal_warning, split_missing_labels, unique_ratio
 
 OVER = ("oversample", "smote", "borderline_smote", "adasyn")
 UNDER = ("undersample", "tomek", "cluster_centroids")
@@ -76,6 +81,12 @@ class BalanceConfig(StepConfig):
     label_map: dict[str, str] | None = Field(
         default=None, description="With a classifier `label_check`: model label -> data label.")
     attempts: int = Field(default=3, ge=1, le=20, description="Generator tries per synthetic point.")
+    min_per_class: int | None = Field(
+        default=None, ge=1, description="Fail when a class ends with fewer rows than this (e.g. "
+                                        "undersampling everything down to a tiny minority).")
+    max_ratio: float | None = Field(
+        default=None, gt=1, description="Fail when a class grows or shrinks by more than this factor "
+                                        "(e.g. 10: no class is copied/synthesised past 10x, nor cut below 1/10).")
 
 
 def label_counts(labels: pl.Series) -> dict[str, int]:
@@ -136,19 +147,16 @@ class Balance(Step):
         if isinstance(df.schema[cfg.label], (pl.List, pl.Array)):
             raise DataError(f"step balance: label column {cfg.label!r} holds lists (multi-label); "
                             "balance needs one label per row")
-        labelled = df.filter(pl.col(cfg.label).is_not_null())
-        unlabelled = df.filter(pl.col(cfg.label).is_null())
-        before = label_counts(df[cfg.label])
+        labelled, missing = split_missing_labels(df, cfg.label, self.name)
+        before = label_counts(labelled[cfg.label])
         stats: dict[str, Any] = {"method": cfg.method, "before": before,
-                                 "class_weights": class_weights(df[cfg.label])}
-        if unlabelled.height:
-            stats["unlabelled_passed_through"] = unlabelled.height
+                                 "class_weights": class_weights(labelled[cfg.label])}
+        if missing.height:
+            stats["rejected_missing_label"] = missing.height
         if cfg.method == "none" or len(before) < 2:
             if cfg.method != "none":
                 stats["note"] = "fewer than two classes: nothing to balance"
-            stats["after"] = before
-            stats["class_weights_after"] = stats["class_weights"]
-            return StepResult(kept=df, rejected=R.empty_rejects(df), stats=stats)
+            return self._finish(df, labelled, [missing], stats)
         if cfg.method == "tomek" and cfg.target != "auto":
             raise DataError("step balance: method tomek removes Tomek links from the non-minority "
                             "classes and only accepts target: auto")
@@ -158,31 +166,62 @@ class Balance(Step):
         y = labelled[cfg.label].cast(pl.String).to_numpy()
 
         self._info: dict[str, Any] = {}
+        rejected = R.empty_rejects(df)
         if cfg.method in UNDER:
             keep_idx = self._undersample(labelled, y, goal, cfg, ctx)
             stats.update(self._info)
             mask = np.zeros(labelled.height, dtype=bool)
             mask[keep_idx] = True
             mask_s = pl.Series("_keep", mask)
-            kept = R.concat([labelled.filter(mask_s), unlabelled])
-            drop = labelled.filter(~mask_s)
+            kept = labelled.filter(mask_s)
             after = label_counts(kept[cfg.label])
             lab = pl.col(cfg.label).cast(pl.String)
-            rejected = R.reject(drop, self.name, "undersampled", pl.format(
+            rejected = R.reject(labelled.filter(~mask_s), self.name, "undersampled", pl.format(
                 f"{cfg.method}: class {{}} {{}} -> {{}} rows", lab,
                 lab.replace_strict(before, return_dtype=pl.String),
                 lab.replace_strict(after, default=0, return_dtype=pl.String)))
         elif cfg.method == "oversample":
-            kept = R.concat([self._oversample(labelled, y, goal, ctx), unlabelled])
-            rejected = R.empty_rejects(df)
+            kept = self._oversample(labelled, y, goal, ctx)
         else:
             new_rows, rejected, smote_stats = smote_rows(labelled, y, goal, cfg, ctx, self.name)
             stats.update(smote_stats)
-            kept = R.concat([labelled, new_rows, unlabelled])
+            kept = R.concat([labelled, new_rows])
+        return self._finish(df, kept, [missing, rejected], stats)
+
+    def _finish(self, df: pl.DataFrame, kept: pl.DataFrame, rejects: list[pl.DataFrame],
+                stats: dict[str, Any]) -> StepResult:
+        """After-stats (distribution, weights, unique-text ratios), guards and warnings."""
+        cfg: BalanceConfig = self.config  # type: ignore[assignment]
         stats["after"] = label_counts(kept[cfg.label])
         stats["class_weights_after"] = class_weights(kept[cfg.label])
-        return StepResult(kept=kept, rejected=rejected if rejected.height else R.empty_rejects(df),
-                          stats=stats)
+        self._guards(stats["before"], stats["after"])
+        stats["unique_text_ratio"] = unique_ratio(kept, cfg.text)
+        created = kept.filter(pl.col(R.ID).is_in(df[R.ID].implode()).not_()) if kept.height else kept
+        if created.height and cfg.text in kept.columns:
+            new_texts = created[cfg.text].filter(~created[cfg.text].is_in(df[cfg.text].implode()))
+            stats["created_unique_ratio"] = round(new_texts.n_unique() / created.height, 4)
+            if stats["created_unique_ratio"] < 1:
+                add_warnings(stats, [
+                    f"balance ({cfg.method}) created {created.height} rows but only {new_texts.n_unique()} new "
+                    "distinct texts; outputs that need unique inputs (natural_instructions) will stop — "
+                    "use smote, undersample, or method: none with class_weights"])
+        rejected = R.concat([r for r in rejects if r.height])
+        removed = rejected.height
+        add_warnings(stats, removal_warning(f"balance ({cfg.method})", df.height, removed,
+                                            "set min_per_class or max_ratio to make this fatal"))
+        return StepResult(kept=kept, rejected=rejected if removed else R.empty_rejects(df), stats=stats)
+
+    def _guards(self, before: dict[str, int], after: dict[str, int]) -> None:
+        """``min_per_class`` / ``max_ratio``: stop the build instead of a silent, drastic resample."""
+        cfg: BalanceConfig = self.config  # type: ignore[assignment]
+        for c, n in after.items():
+            if cfg.min_per_class is not None and n < cfg.min_per_class:
+                raise DataError(f"step balance ({cfg.method}): class {c!r} ends with {n} rows "
+                                f"(from {before.get(c, 0)}), below min_per_class={cfg.min_per_class}")
+            b = before.get(c, 0)
+            if cfg.max_ratio is not None and b and max(n / b, b / max(n, 1)) > cfg.max_ratio:
+                raise DataError(f"step balance ({cfg.method}): class {c!r} goes from {b} to {n} rows, "
+                                f"a factor above max_ratio={cfg.max_ratio:g}")
 
     # -------------------------------------------------------------- samplers
     def _oversample(self, df: pl.DataFrame, y: np.ndarray, goal: dict[str, int],
@@ -192,7 +231,7 @@ class Balance(Step):
         sampler = RandomOverSampler(sampling_strategy=strategy, random_state=ctx.seed)
         sampler.fit_resample(np.arange(len(y)).reshape(-1, 1), y)
         extra = np.asarray(sampler.sample_indices_[len(y):], dtype=np.int64)
-        return with_copies(df, extra, "os")
+        return with_copies(df, extra, "os", "balance (oversample)")
 
     def _undersample(self, df: pl.DataFrame, y: np.ndarray, goal: dict[str, int],
                      cfg: BalanceConfig, ctx: StepContext) -> np.ndarray:
@@ -241,10 +280,13 @@ class Balance(Step):
         return np.asarray(sorted(keep), dtype=np.int64)
 
 
-def with_copies(df: pl.DataFrame, parent_idx: np.ndarray, tag: str) -> pl.DataFrame:
+def with_copies(df: pl.DataFrame, parent_idx: np.ndarray, tag: str, by: str | None = None) -> pl.DataFrame:
     """Originals (``parent_id`` null) followed by copies of ``df[parent_idx]`` with ids
-    ``<parent id>-<tag><k>`` (k counts the copies of each parent from 1)."""
+    ``<parent id>-<tag><k>`` (k counts the copies of each parent from 1) and ``derived_by`` =
+    ``by`` (the step that made them: outputs needing unique inputs name it)."""
     base = df.with_columns(pl.lit(None, dtype=pl.String).alias("parent_id")) if "parent_id" not in df.columns else df
+    if by is not None and "derived_by" not in base.columns:
+        base = base.with_columns(pl.lit(None, dtype=pl.String).alias("derived_by"))
     if len(parent_idx) == 0:
         return base
     copies = df[parent_idx.tolist()]
@@ -257,6 +299,8 @@ def with_copies(df: pl.DataFrame, parent_idx: np.ndarray, tag: str) -> pl.DataFr
               .with_columns((pl.col(R.ID) + f"-{tag}" + (k + pl.col("_k0").fill_null(0)).cast(pl.String))
                             .alias(R.ID))
               .drop("_k0"))
+    if by is not None:
+        copies = copies.with_columns(pl.lit(by, dtype=pl.String).alias("derived_by"))
     return R.concat([base, copies])
 
 
@@ -290,266 +334,5 @@ def cached_embed(texts: list[str], model: str | None) -> np.ndarray:
     return _EMBED_CACHE[key]
 
 
-# ============================================================== SMOTE -> text rows
-SMOTE_PROMPT = (
-    "Here are two examples of the class \"{label}\".\n\nExample 1:\n{a}\n\nExample 2:\n{b}\n\n"
-    "Write one new example of the same class that lies between them in meaning and style "
-    "(about {w:.0%} of the way from example 1 to example 2). Reply with the example only.")
-
-
-def _smote_sampler(method: str, cls: str, goal: int, k: int, seed: int):
-    from imblearn.over_sampling import ADASYN, SMOTE, BorderlineSMOTE
-    strategy = {cls: goal}
-    if method == "smote":
-        return SMOTE(sampling_strategy=strategy, k_neighbors=k, random_state=seed)
-    if method == "borderline_smote":
-        return BorderlineSMOTE(sampling_strategy=strategy, k_neighbors=k, m_neighbors=max(k, 10),
-                               kind="borderline-1", random_state=seed)
-    return ADASYN(sampling_strategy=strategy, n_neighbors=k, random_state=seed)
-
-
-def recover_parents(S: np.ndarray, Xc: np.ndarray, k: int = 5, tol: float = 1e-6
-                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """For each synthetic point ``s`` (a SMOTE interpolation ``x_a + w (x_b - x_a)`` of two rows
-    of ``Xc``), find ``(a, b, w)``; imbalanced-learn does not expose them, but the point lies on
-    the segment, so the pair with zero distance to the line through it is the answer.
-
-    First pass: all pairs among the 32 rows nearest to each point. Points left unexplained
-    (parents far apart) are matched against every (row, one of its ``k`` nearest rows) pair —
-    the pairs SMOTE draws from. Returns indices into ``Xc`` (a, b), weights w and the relative
-    residual (≈0 when found)."""
-    S = np.asarray(S, dtype=np.float64)
-    Xc = np.asarray(Xc, dtype=np.float64)
-    m, n = len(S), len(Xc)
-    p = min(n, 32)
-    A = np.zeros(m, dtype=np.int64)
-    B = np.zeros(m, dtype=np.int64)
-    W = np.zeros(m)
-    RES = np.full(m, np.inf)
-    sq = (Xc ** 2).sum(1)
-    for lo in range(0, m, 256):
-        s = S[lo:lo + 256]
-        d2 = sq[None, :] - 2 * s @ Xc.T + (s ** 2).sum(1)[:, None]
-        cand = np.argpartition(d2, p - 1, axis=1)[:, :p] if p < n else np.tile(np.arange(n), (len(s), 1))
-        U = Xc[cand] - s[:, None, :]                     # (b, p, d): candidates relative to s
-        G = U @ U.transpose(0, 2, 1)                     # Gram matrix
-        ga = np.diagonal(G, axis1=1, axis2=2)            # |s - a|^2
-        seg = ga[:, :, None] + ga[:, None, :] - 2 * G   # |b - a|^2
-        num = ga[:, :, None] - G                         # <s - a, b - a>
-        with np.errstate(divide="ignore", invalid="ignore"):
-            w = num / seg
-            res = ga[:, :, None] - num * w               # squared distance of s to the line
-            rel = res / seg
-        bad = ~np.isfinite(rel) | (w < -1e-9) | (w > 1 + 1e-9)
-        idx = np.arange(p)
-        rel[bad] = np.inf
-        rel[:, idx, idx] = np.inf
-        flat = rel.reshape(len(s), -1).argmin(1)
-        ia, ib = np.divmod(flat, p)
-        r = np.arange(len(s))
-        A[lo:lo + 256] = cand[r, ia]
-        B[lo:lo + 256] = cand[r, ib]
-        W[lo:lo + 256] = np.clip(w[r, ia, ib], 0, 1)
-        RES[lo:lo + 256] = rel[r, ia, ib]
-        # s equal to a row (w = 0 or 1): the pair is degenerate; take that row and its nearest.
-        exact = np.take_along_axis(d2, cand, 1).min(1) <= tol
-        if exact.any():
-            j = np.take_along_axis(cand, np.argsort(np.take_along_axis(d2, cand, 1), 1)[:, :2], 1)
-            A[lo:lo + 256][exact] = j[exact, 0]
-            B[lo:lo + 256][exact] = j[exact, 1] if p > 1 else j[exact, 0]
-            W[lo:lo + 256][exact] = 0.0
-            RES[lo:lo + 256][exact] = 0.0
-    left = np.flatnonzero(RES > 1e-10)
-    if len(left) and n > 2:
-        from sklearn.neighbors import NearestNeighbors
-        kk = min(k, n - 1)
-        nn = NearestNeighbors(n_neighbors=kk + 1).fit(Xc).kneighbors(Xc, return_distance=False)[:, 1:]
-        pa_ = np.repeat(np.arange(n), kk)
-        pb_ = nn.reshape(-1)
-        Xa, E = Xc[pa_], Xc[pb_] - Xc[pa_]
-        seg_ = (E ** 2).sum(1)
-        xae, xa2 = (Xa * E).sum(1), (Xa ** 2).sum(1)
-        for lo in range(0, len(left), 256):
-            li = left[lo:lo + 256]
-            s = S[li]
-            num_ = s @ E.T - xae[None, :]
-            d2_ = (s ** 2).sum(1)[:, None] - 2 * s @ Xa.T + xa2[None, :]
-            with np.errstate(divide="ignore", invalid="ignore"):
-                w_ = num_ / seg_[None, :]
-                rel_ = (d2_ - num_ * w_) / seg_[None, :]
-            rel_[~np.isfinite(rel_) | (w_ < -1e-9) | (w_ > 1 + 1e-9)] = np.inf
-            best = rel_.argmin(1)
-            r = np.arange(len(li))
-            better = rel_[r, best] < RES[li]
-            A[li[better]] = pa_[best[better]]
-            B[li[better]] = pb_[best[better]]
-            W[li[better]] = np.clip(w_[r, best][better], 0, 1)
-            RES[li[better]] = rel_[r, best][better]
-    return A, B, W, np.sqrt(np.maximum(RES, 0))
-
-
-def _llm_generate(llm_cfg: dict[str, Any], prompts: list[str], seed: int) -> list[str | None]:
-    """Generate with a curate LLM backend (:mod:`curate.llm`): one completion per prompt."""
-    from curate.llm import BackendSpec, SamplingParams, load_backend
-    cfg = dict(llm_cfg)
-    sp = {k: cfg.pop(k) for k in ("max_new_tokens", "temperature", "top_p") if k in cfg}
-    llm = load_backend(BackendSpec(**cfg))
-    outs = llm.generate(prompts, SamplingParams(seed=seed, **sp))
-    return [(g[0].text.strip() or None) if g else None for g in outs]
-
-
-def _label_predictor(cfg: BalanceConfig, X: np.ndarray, y: np.ndarray):
-    """``f(embeddings, texts) -> labels`` used to check that a generated text kept its class."""
-    if cfg.label_check == "none":
-        return None
-    if cfg.label_check == "knn":
-        from sklearn.neighbors import KNeighborsClassifier
-        knn = KNeighborsClassifier(n_neighbors=min(5, len(y))).fit(X, y)
-        return lambda E, texts: knn.predict(E)
-    from curate.augmenters.gate import _classifier
-    clf = _classifier(cfg.label_check)
-    lmap = cfg.label_map or {}
-    return lambda E, texts: np.asarray([lmap.get(str(o["label"]), str(o["label"]))
-                                        for o in clf(list(texts), truncation=True)])
-
-
-def smote_rows(df: pl.DataFrame, y: np.ndarray, goal: dict[str, int], cfg: BalanceConfig,
-               ctx: StepContext, step: str) -> tuple[pl.DataFrame, pl.DataFrame, dict[str, Any]]:
-    """SMOTE (or a variant) on sentence embeddings, then one real text row per synthetic point.
-
-    For each synthetic vector ``s = x_a + w (x_b - x_a)`` imbalanced-learn produced, the parents
-    ``a``/``b`` and ``w`` are recovered exactly (:func:`recover_parents`). The text comes from the
-    configured generator: with ``llm`` set, a prompt showing both parents asks for a new example
-    between them; otherwise the ``generator`` augmenter rewrites the *nearer* parent
-    (``a`` if ``w < 0.5``). The text is kept only if (1) it is non-empty and differs from its
-    parent (cosine < ``max_parent_similarity``), (2) its embedding is close to the synthetic point
-    (cosine >= ``min_point_similarity``) and (3) its label is preserved (``label_check``). Up to
-    ``attempts`` tries (new seeds) per point; points that never pass are rejected with the reason.
-    Rows carry ``parent_id`` (the rewritten parent), ``parents`` [a, b], ``smote_weight`` (w),
-    ``augmenter`` (the generator and its parameters) and ``point_similarity``.
-    """
-    X = embeddings(df, cfg).astype(np.float64)
-    ids = df[R.ID].to_list()
-    counts = label_counts(pl.Series(y))
-    stats: dict[str, Any] = {"smote": {"synthetic_points": {}, "fallbacks": {}, "k_neighbors": {}}}
-    sm = stats["smote"]
-    pa, pb, pw, pts, pcls, pres = [], [], [], [], [], []
-    copies_idx: list[int] = []
-    for c, want in goal.items():
-        have = counts.get(c, 0)
-        if want <= have:
-            continue
-        cls_idx = np.flatnonzero(y == c)
-        k = min(cfg.k_neighbors, have - 1)
-        if k < cfg.k_neighbors and cfg.small_class == "error":
-            raise DataError(f"step balance: {cfg.method} needs more than k_neighbors={cfg.k_neighbors} rows "
-                            f"of class {c!r} (it has {have}); lower k_neighbors or set small_class: reduce_k")
-        if k < 1:
-            rng = np.random.default_rng(ctx.seed)
-            copies_idx += rng.choice(cls_idx, size=want - have, replace=True).tolist()
-            sm["fallbacks"][c] = "random_copies (single-row class)"
-            continue
-        sm["k_neighbors"][c] = k
-        method = cfg.method
-        try:
-            sampler = _smote_sampler(method, c, want, k, ctx.seed)
-            Xr, _ = sampler.fit_resample(X, y)
-        except (ValueError, RuntimeError) as e:
-            if method == "smote":
-                raise
-            sm["fallbacks"][c] = f"smote ({method} failed: {str(e)[:120]})"
-            Xr, _ = _smote_sampler("smote", c, want, k, ctx.seed).fit_resample(X, y)
-        S = Xr[len(X):]
-        sm["synthetic_points"][c] = int(len(S))
-        if not len(S):
-            continue
-        a, b, w, res = recover_parents(S, X[cls_idx], k)
-        pa.append(cls_idx[a]); pb.append(cls_idx[b]); pw.append(w); pts.append(S)
-        pcls += [c] * len(S); pres.append(res)
-    copies = with_copies(df, np.asarray(copies_idx, dtype=np.int64), "os").filter(pl.col("parent_id").is_not_null()) \
-        if copies_idx else pl.DataFrame()
-    if not pts:
-        return copies, R.empty_rejects(df), stats
-    A, B, W, P, RES = (np.concatenate(pa), np.concatenate(pb), np.concatenate(pw),
-                       np.concatenate(pts), np.concatenate(pres))
-    C = np.asarray(pcls)
-    sm["parents_recovered"] = int((RES < 1e-3).sum())
-    sm["max_parent_residual"] = float(RES.max())
-    near = np.where(W < 0.5, A, B)
-    texts = df[cfg.text].cast(pl.String).fill_null("").to_list()
-    P_hat = P / np.maximum(np.linalg.norm(P, axis=1, keepdims=True), 1e-12)
-    predict = _label_predictor(cfg, X.astype(np.float32), y)
-
-    if cfg.llm is not None:
-        gen_params = {"generator": "llm", **{k: v for k, v in cfg.llm.items() if "key" not in k}}
-        generate = lambda idx, seed: _llm_generate(  # noqa: E731
-            cfg.llm, [SMOTE_PROMPT.format(label=C[i], a=texts[A[i]], b=texts[B[i]], w=W[i]) for i in idx], seed)
-    else:
-        from curate.augmenters._base import build_augmenter
-        aug = build_augmenter(cfg.generator)
-        gen_params = {"generator": "augmenter", **aug.params()}
-        generate = lambda idx, seed: aug.augment([texts[near[i]] for i in idx], seed)  # noqa: E731
-    from curate.embed import embed
-
-    m = len(P)
-    out_text: list[str | None] = [None] * m
-    out_sim = np.full(m, np.nan)
-    why: list[str] = ["not generated"] * m
-    todo = np.arange(m)
-    tries = np.zeros(m, dtype=np.int64)
-    for attempt in range(cfg.attempts):
-        if not len(todo):
-            break
-        cand = generate(todo.tolist(), ctx.seed * 1000 + attempt)
-        tries[todo] += 1
-        ok_idx = [j for j, t in zip(todo, cand) if t and t.strip()]
-        for j, t in zip(todo, cand):
-            if not (t and t.strip()):
-                why[j] = "smote_no_text (the generator produced no variant of the parent)"
-        if ok_idx:
-            ctext = {j: t for j, t in zip(todo, cand)}
-            E = embed([ctext[j] for j in ok_idx], cfg.embed_model).astype(np.float64)
-            oi = np.asarray(ok_idx)
-            point_sim = (E * P_hat[oi]).sum(1)
-            par = X[near[oi]]
-            parent_sim = (E * par).sum(1) / np.maximum(np.linalg.norm(par, axis=1), 1e-12)
-            labels = predict(E.astype(np.float32), [ctext[j] for j in ok_idx]) if predict else C[oi]
-            for r, j in enumerate(oi):
-                out_sim[j] = point_sim[r]
-                if parent_sim[r] >= cfg.max_parent_similarity or ctext[j].strip() == texts[near[j]].strip():
-                    why[j] = f"smote_copy_of_parent (similarity {parent_sim[r]:.3f})"
-                elif point_sim[r] < cfg.min_point_similarity:
-                    why[j] = f"smote_far_from_point (similarity {point_sim[r]:.3f} < {cfg.min_point_similarity})"
-                elif str(labels[r]) != C[j]:
-                    why[j] = f"smote_label_changed (predicted {labels[r]!r}, expected {C[j]!r})"
-                else:
-                    why[j] = ""
-                    out_text[j] = ctext[j]
-        todo = np.asarray([j for j in todo if why[j]], dtype=np.int64)
-    # ------------------------------------------------------------ build rows
-    base = df[near.tolist()]
-    k = pl.int_range(1, pl.len() + 1).over("parent_id")
-    gen_json = __import__("json").dumps(gen_params, sort_keys=True, default=str)
-    rows = base.with_columns(
-        pl.col(R.ID).alias("parent_id"),
-        pl.Series("parents", [[ids[a], ids[b]] for a, b in zip(A, B)], dtype=pl.List(pl.String)),
-        pl.Series("smote_weight", W.round(6)),
-        pl.Series("smote_method", [cfg.method] * m),
-        pl.lit(gen_json).alias("augmenter"),
-        pl.Series("point_similarity", out_sim.round(6)),
-        pl.Series("_text", [t if t is not None else "" for t in out_text]),
-        pl.Series("_why", why),
-    ).with_columns((pl.col("parent_id") + "-sm" + k.cast(pl.String)).alias(R.ID),
-                   pl.col("_text").alias(cfg.text))
-    # Failed points are rejected with the candidate text (empty if none) and why they failed.
-    good = rows.filter(pl.col("_why") == "").drop("_text", "_why")
-    bad = rows.filter(pl.col("_why") != "")
-    rejected = R.reject(bad, step, pl.col("_why").str.extract(r"^(\S+)", 1), pl.col("_why")
-                        ).drop("_text", "_why")
-    sm["attempts_used"] = {str(t): int((tries == t).sum()) for t in np.unique(tries)}
-    sm["accepted"] = good.height
-    sm["rejected"] = rejected.height
-    sm["acceptance_rate"] = round(good.height / m, 4)
-    sm["rejected_by_reason"] = label_counts(rejected[R.REASON]) if rejected.height else {}
-    new = R.concat([good, copies]) if copies.height else good
-    return new, rejected, stats
+# SMOTE lives in its own module (points -> distinct realised texts); re-exported here.
+from curate.steps._smote import recover_parents, smote_rows  # noqa: E402,F401

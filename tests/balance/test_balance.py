@@ -104,15 +104,43 @@ def test_multilabel_lists_rejected(run_rows):
         run_rows(rows, [{"balance": {"method": "oversample"}}])
 
 
-def test_null_labels_pass_through_and_single_class_is_noop(run_rows):
-    rows = imbalanced(6, 2) + [{"text": "no label here", "label": None}]
+def test_missing_labels_are_rejected_not_a_class(run_rows):
+    """Null and empty labels are rejected as missing_label before balancing; "" is not a class."""
+    rows = imbalanced(6, 2) + [{"text": "no label here", "label": None}, {"text": "blank", "label": "  "},
+                               {"text": "empty", "label": ""}]
     res = run_rows(rows, [{"balance": {"method": "oversample"}}])
     st = step_stats(res)
-    assert st["unlabelled_passed_through"] == 1
-    assert res.data().filter(pl.col("label").is_null()).height == 1
+    assert st["rejected_missing_label"] == 3 and st["before"] == {"ham": 6, "spam": 2}
+    rej = res.rejects()
+    assert sorted(rej["text"]) == ["blank", "empty", "no label here"] and set(rej["reason"]) == {"missing_label"}
+    assert res.data()["label"].null_count() == 0 and "" not in res.data()["label"].to_list()
     one = run_rows(imbalanced(4, 0), [{"balance": {"method": "oversample"}}], name="one")
     assert step_stats(one)["note"].startswith("fewer than two classes")
     assert one.data().height == 4
+
+
+def test_drastic_undersampling_warns_and_guards_make_it_fatal(run_rows):
+    """The issue's case: a class of empty labels no longer drags undersampling down, and cutting
+    most rows is a warning in the manifest (min_per_class / max_ratio make it an error)."""
+    rows = imbalanced(40, 4) + [{"text": f"x{i}", "label": ""} for i in range(2)]
+    res = run_rows(rows, [{"balance": {"method": "undersample"}}])
+    st = step_stats(res)
+    assert st["after"] == {"ham": 4, "spam": 4} and st["rejected_missing_label"] == 2
+    assert any(w.startswith("balance (undersample) removed 38 of 46 rows") for w in st["warnings"])
+    with pytest.raises(DataError, match=r"class 'ham' ends with 4 rows \(from 40\), below min_per_class=10"):
+        run_rows(rows, [{"balance": {"method": "undersample", "min_per_class": 10}}], name="g1")
+    with pytest.raises(DataError, match=r"class 'spam' goes from 4 to 40 rows, a factor above max_ratio=5"):
+        run_rows(rows, [{"balance": {"method": "oversample", "max_ratio": 5}}], name="g2")
+
+
+def test_oversample_reports_unique_text_ratio_and_names_itself(run_rows):
+    res = run_rows(imbalanced(), [{"balance": {"method": "oversample"}}])
+    st, df = step_stats(res), res.data()
+    assert st["unique_text_ratio"] == round(25 / 40, 4) and st["created_unique_ratio"] == 0.0
+    assert any("natural_instructions" in w for w in st["warnings"])
+    copies = df.filter(pl.col("parent_id").is_not_null())
+    assert set(copies["derived_by"]) == {"balance (oversample)"}
+    assert df.filter(pl.col("parent_id").is_null())["derived_by"].null_count() == 25
 
 
 def test_none_method_only_records_stats(run_rows):

@@ -34,6 +34,13 @@ if "test_constant" not in _AUGMENTERS:
         def augment(self, texts, seed):
             return list(texts)
 
+    @register_augmenter("test_fixed_suffix")
+    class FixedSuffix(Augmenter):
+        """One fixed text per parent whatever the seed (the old failure: 17 texts for 76 points)."""
+
+        def augment(self, texts, seed):
+            return [t + " ok" for t in texts]
+
 
 @pytest.fixture(scope="module")
 def rows(sms) -> list[dict]:
@@ -95,7 +102,37 @@ def test_smote_accounting_and_rejects(smote_run):
     assert m["rows_in"] + m["rows_created"] == m["rows_out"] + m["rows_rejected"]
     rej = smote_run.rejects()
     if rej.height:
-        assert rej["reason"].str.starts_with("smote_").all()
+        assert (rej["reason"].str.starts_with("smote_") | (rej["reason"] == "duplicate_realisation")).all()
+
+
+def test_smote_realises_distinct_texts(smote_run):
+    """Every accepted point has its own text: none repeats another synthetic row or an input row."""
+    df = smote_run.data()
+    st = smote_run.manifest["steps"][0]["stats"]
+    syn = df.filter(pl.col("smote_weight").is_not_null())
+    originals = set(df.filter(pl.col("parent_id").is_null())["text"])
+    assert syn["text"].n_unique() == syn.height == st["smote"]["unique_texts"]
+    assert not set(syn["text"]) & originals
+    assert 0 < st["unique_text_ratio"] <= 1 and "created_unique_ratio" in st
+    params = [json.loads(a) for a in syn["augmenter"]]
+    assert all({"edit_strength", "seed_offset", "aug_p"} <= set(p) for p in params)
+    # the edit strength follows the interpolation weight (farther from the parent = more words swapped)
+    for p, w in zip(params, syn["smote_weight"]):
+        assert p["edit_strength"] == pytest.approx(round((0.5 + 2 * min(w, 1 - w)) * 4) / 4)
+
+
+def test_repeated_realisations_are_rejected_with_a_reason(tmp_path, rows):
+    """A generator that gives one fixed text per parent cannot fill the class with copies: the
+    second point of a parent is rejected as duplicate_realisation."""
+    res = run(tmp_path, "dup", [{"balance": {"method": "smote", "target": {"spam": 25}, "attempts": 2,
+                                             "generator": {"test_fixed_suffix": {}}, "label_check": "none",
+                                             "min_point_similarity": -1}}], rows)
+    df, rej = res.data(), res.rejects()
+    syn = df.filter(pl.col("smote_weight").is_not_null())
+    assert syn.height == syn["text"].n_unique() <= 5                 # at most one text per spam parent
+    assert "duplicate_realisation" in set(rej["reason"])
+    assert (rej.filter(pl.col("reason") == "duplicate_realisation")["detail"]
+            .str.contains("equals an input row or another synthetic row").all())
 
 
 def test_small_class_error_mode(tmp_path, rows):

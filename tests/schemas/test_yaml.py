@@ -54,7 +54,7 @@ def test_yaml_pipeline_writes_every_format(tmp_path, ni_task_path):
     assert dpo[0]["chosen"] == [{"role": "assistant", "content": "Kabul"}]
     assert dpo[0]["rejected"][0]["content"] != "Kabul"
     again = load_yaml(f).run()
-    assert again.all_cached and task_file.read_text() == json.dumps(task, indent=4, ensure_ascii=False) + "\n"
+    assert again.all_cached and task_file.read_text() == json.dumps(task, indent=4, ensure_ascii=False)
 
 
 def test_yaml_typo_is_named(tmp_path, ni_task_path):

@@ -10,6 +10,7 @@ import typing
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import yaml
 from pydantic import BaseModel, ValidationError
 
@@ -19,14 +20,84 @@ ENV_RE = re.compile(r"\$\{env:([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
 # ---------------------------------------------------------------------------- YAML with lines
-def line_map(text: str, path: str) -> dict[tuple, int]:
-    """Map every key path (tuple of keys/indices) to its 1-based line; reject duplicate keys."""
+MAX_YAML_BYTES = 4 << 20       # a pipeline or train file is a few KiB; refuse anything huge
+MAX_NODES = 100_000            # nodes after alias expansion (an alias counts its whole target)
+MAX_FLOW_DEPTH = 100           # nested [ / { levels
+_QUOTED = re.compile(r"\"(?:[^\"\\\n]|\\.)*\"|'(?:[^'\n]|'')*'|#[^\n]*")
+_OPEN, _CLOSE = np.frombuffer(b"[{", dtype=np.uint8), np.frombuffer(b"]}", dtype=np.uint8)
+_CORE = "tag:yaml.org,2002:"
+_PLAIN_TAGS = {_CORE + t for t in ("str", "int", "float", "bool", "null", "seq", "map", "timestamp", "merge")}
+
+
+def _yaml_error(e: yaml.YAMLError, path: str) -> PipelineFileError:
+    mark = getattr(e, "problem_mark", None) or getattr(e, "context_mark", None)
+    return PipelineFileError(f"invalid YAML: {getattr(e, 'problem', None) or e}", path=path,
+                             line=mark.line + 1 if mark else None)
+
+
+def _check_nodes(root: yaml.Node, path: str) -> None:
+    """Refuse what plain YAML config never needs, before anything walks the tree: tags other than
+    the core ones (``!!python/...``), aliases that refer to themselves, and more than
+    :data:`MAX_NODES` nodes once aliases are expanded (a "billion laughs" bomb). Sizes are
+    memoised per node, so this is linear in the file, however much the aliases would expand."""
+    sizes: dict[int, int] = {}
+    active: set[int] = set()
+
+    def fail(msg: str, node: yaml.Node) -> PipelineFileError:
+        return PipelineFileError(msg, path=path, line=node.start_mark.line + 1)
+
+    def size(node: yaml.Node) -> int:
+        key = id(node)
+        if key in sizes:
+            return sizes[key]
+        if key in active:
+            raise fail("a YAML alias refers to its own anchor (a recursive structure)", node)
+        if node.tag not in _PLAIN_TAGS:
+            tag = node.tag.replace(_CORE, "!!")
+            raise fail(f"YAML tag {tag!r} is not allowed (pipeline and train files are plain YAML: "
+                       "mappings, lists, strings, numbers, booleans, null)", node)
+        active.add(key)
+        n = 1
+        kids = [c for kv in node.value for c in kv] if isinstance(node, yaml.MappingNode) \
+            else node.value if isinstance(node, yaml.SequenceNode) else []
+        for child in kids:
+            n += size(child)
+            if n > MAX_NODES:
+                raise fail(f"the YAML expands to more than {MAX_NODES} nodes (aliases counted at each "
+                           "use; an alias bomb?)", node)
+        active.discard(key)
+        sizes[key] = n
+        return n
+    size(root)
+
+
+def _flow_depth(text: str) -> int:
+    """Deepest nesting of ``[``/``{`` in ``text`` (quoted strings ignored; an upper bound is enough:
+    PyYAML's scanner is quadratic in it)."""
+    data = np.frombuffer(_QUOTED.sub("", text).encode("utf-8", "replace"), dtype=np.uint8)
+    step = np.isin(data, _OPEN).astype(np.int32) - np.isin(data, _CLOSE).astype(np.int32)
+    return int(np.cumsum(step).max(initial=0))
+
+
+def _compose(text: str, path: str) -> yaml.Node | None:
+    """The YAML node tree of ``text``, checked by :func:`_check_nodes`."""
+    if _flow_depth(text) > MAX_FLOW_DEPTH:
+        raise PipelineFileError(f"invalid YAML: brackets nested more than {MAX_FLOW_DEPTH} deep", path=path)
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        raise PipelineFileError(f"invalid YAML: {getattr(e, 'problem', e)}", path=path,
-                                line=mark.line + 1 if mark else None) from None
+        raise _yaml_error(e, path) from None
+    except RecursionError:
+        raise PipelineFileError("invalid YAML: nested too deeply", path=path) from None
+    if root is not None:
+        _check_nodes(root, path)
+    return root
+
+
+def line_map(text: str, path: str) -> dict[tuple, int]:
+    """Map every key path (tuple of keys/indices) to its 1-based line; reject duplicate keys,
+    non-scalar keys and what :func:`_check_nodes` refuses."""
+    root = _compose(text, path)
     lines: dict[tuple, int] = {}
 
     def walk(node, p: tuple) -> None:
@@ -34,6 +105,9 @@ def line_map(text: str, path: str) -> dict[tuple, int]:
         if isinstance(node, yaml.MappingNode):
             seen = set()
             for k, v in node.value:
+                if not isinstance(k, yaml.ScalarNode):
+                    raise PipelineFileError("a key must be a plain name, not a list or mapping", path=path,
+                                            line=k.start_mark.line + 1, key=key_path(p) or None)
                 key = k.value
                 if key in seen:
                     raise PipelineFileError("duplicate key", path=path, line=k.start_mark.line + 1,
@@ -167,11 +241,24 @@ def read_yaml_mapping(path: str | Path, what: str, expected: str) -> tuple[dict,
     """Read a YAML file that must hold a mapping; return it with its key-path → line map."""
     path_s = str(path)
     try:
+        size = Path(path).stat().st_size
+        if size > MAX_YAML_BYTES:
+            raise PipelineFileError(f"a {what} of {size} bytes is too large (at most {MAX_YAML_BYTES})",
+                                    path=path_s)
         text = Path(path).read_text(encoding="utf-8")
     except FileNotFoundError:
         raise PipelineFileError(f"{what} not found", path=path_s) from None
+    except UnicodeDecodeError as e:
+        line = Path(path).read_bytes()[:e.start].count(b"\n") + 1
+        raise PipelineFileError(f"not UTF-8 text (byte 0x{e.object[e.start]:02x}: {e.reason})",
+                                path=path_s, line=line) from None
+    except OSError as e:
+        raise PipelineFileError(f"cannot read the {what}: {e.strerror or e}", path=path_s) from None
     lines = line_map(text, path_s)
-    raw = yaml.safe_load(text)
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as e:                # line_map saw the same text; a safety net
+        raise _yaml_error(e, path_s) from None
     if not isinstance(raw, dict):
         raise PipelineFileError(f"a {what} must be a mapping with {expected}", path=path_s, line=1)
     return raw, lines

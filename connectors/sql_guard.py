@@ -11,7 +11,8 @@ import re
 from contextlib import contextmanager
 from typing import Iterator
 
-from curate.errors import CurateError, DataError
+from curate.errors import DataError
+from curate.extras import require
 
 # MySQL/MariaDB run the text of /*! ... */, /*!50000 ... */ and /*M! ... */ comments as SQL; sqlglot
 # (rightly, for other dialects) drops comments. Refused anywhere in the raw text, strings included:
@@ -58,6 +59,7 @@ DIALECTS = {"postgresql": "postgres", "mysql": "mysql", "mariadb": "mysql", "sql
 
 def dialect_of(url: str) -> str | None:
     """The sqlglot dialect for a SQLAlchemy URL (None: sqlglot's generic SQL)."""
+    require("sqlalchemy", extra="sql")
     from sqlalchemy.engine import make_url
     try:
         return DIALECTS.get(make_url(url).get_backend_name())
@@ -78,6 +80,7 @@ def _quiet_sqlglot() -> Iterator[None]:
 
 
 def _function_name(node) -> str | None:
+    require("sqlglot", extra="sql")
     from sqlglot import exp
     if isinstance(node, exp.Anonymous):
         return str(node.name).lower()
@@ -128,13 +131,11 @@ def check_read_only(query: str, dialect: str | None = None) -> None:
     a CTE); INTO (tables, variables, OUTFILE/DUMPFILE); COPY; locking clauses (FOR UPDATE/SHARE);
     executable comments; functions that write, execute or read server files.
     """
-    try:
-        import sqlglot
-        from sqlglot import exp
-        from sqlglot.errors import SqlglotError
-    except ImportError:
-        raise CurateError("the read-only SQL check needs sqlglot: pip install 'curate-toolkit[sql]' "
-                          "(or set read_only: false)") from None
+    from curate.extras import require
+    sqlglot = require("sqlglot", "sql", "the read-only check of sql queries")
+    from sqlglot import exp
+    require("sqlglot", extra="sql")
+    from sqlglot.errors import SqlglotError
     if not query.strip().rstrip(";").strip():
         raise DataError("query: empty statement")
     if _EXEC_COMMENT.search(query):
@@ -153,9 +154,9 @@ def check_read_only(query: str, dialect: str | None = None) -> None:
         raise _refuse(f"only one statement is allowed; found {len(trees)}")
     root = trees[0]
     if isinstance(root, exp.Command):
-        raise _refuse(f"must be a read-only SELECT/WITH query; it is a {str(root.this).upper()} command")
+        raise _refuse(f"must be a read-only SELECT/WITH query; {str(root.this).upper()} commands are refused")
     if not isinstance(root, (exp.Select, exp.SetOperation, exp.Subquery, exp.Values)):
-        raise _refuse(f"must be a read-only SELECT/WITH query; it is a {root.key.upper()} statement")
+        raise _refuse(f"must be a read-only SELECT/WITH query; {root.key.upper()} statements are refused")
     for node in root.walk():
         if isinstance(node, (exp.DML, exp.DDL, exp.Command, exp.Copy, exp.Pragma, exp.Set,
                              exp.Transaction, exp.Commit, exp.Rollback)):

@@ -17,6 +17,7 @@ from typing import Any, Sequence
 from pydantic import Field
 
 from curate.augmenters._base import Augmenter, AugmenterConfig, register_augmenter
+from curate.extras import require
 
 TRANSLATE_PROMPT = "Translate the following text from {src} to {dst}. Reply with the translation only.\n\n{text}"
 
@@ -43,7 +44,9 @@ class BacktranslateConfig(AugmenterConfig):
 @lru_cache(maxsize=8)
 def load_seq2seq(name: str, device: str | None):
     """Tokenizer + model for ``name`` on ``device`` (fp16 on CUDA), cached per process."""
+    require("torch", extra="augment")
     import torch
+    require("transformers", extra="augment")
     from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
     dev = device or ("cuda" if torch.cuda.is_available() else "cpu")
     tok = AutoTokenizer.from_pretrained(name)
@@ -54,6 +57,7 @@ def load_seq2seq(name: str, device: str | None):
 
 def translate(texts: Sequence[str], model_name: str, cfg: BacktranslateConfig, seed: int) -> list[str]:
     """Translate ``texts`` in length-sorted batches; results in input order."""
+    require("torch", extra="augment")
     import torch
     tok, model, dev = load_seq2seq(model_name, cfg.device)
     order = sorted(range(len(texts)), key=lambda i: len(texts[i]))

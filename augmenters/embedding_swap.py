@@ -24,6 +24,7 @@ from pydantic import Field
 
 from curate.augmenters._base import Augmenter, AugmenterConfig, register_augmenter
 from curate.errors import CurateError
+from curate.extras import require
 
 WORD_RE = re.compile(r"[A-Za-z]+(?:'[A-Za-z]+)?|[^A-Za-z]+")
 ASCII_WORD = re.compile(r"^[a-z]{2,}$")
@@ -78,6 +79,7 @@ def load_vectors(path: str | None, limit: int = 200_000) -> WordVectors:
     p = Path(path)
     if not p.exists():
         raise CurateError(f"embedding_swap: vector file {path} not found")
+    require("gensim", extra="augment")
     from gensim.models import KeyedVectors
     binary = p.suffix == ".bin"
     no_header = False
@@ -104,6 +106,7 @@ def _minilm_vectors() -> WordVectors:
 
 
 def _stopwords() -> frozenset[str]:
+    require("spacy", extra="augment")
     from spacy.lang.en.stop_words import STOP_WORDS
     return frozenset(STOP_WORDS)
 

@@ -11,6 +11,7 @@ from typing import Any, Literal, Sequence
 from pydantic import Field
 
 from curate.augmenters._base import Augmenter, AugmenterConfig, register_augmenter, seeded
+from curate.extras import require
 
 
 class NoiseConfig(AugmenterConfig):
@@ -56,6 +57,7 @@ class CharNoise(_NlpaugNoise):
     Config = CharNoiseConfig
 
     def build(self):
+        require("nlpaug", extra="augment")
         import nlpaug.augmenter.char as nac
         c = self.config
         return nac.RandomCharAug(action=c.action, aug_char_p=c.aug_char_p, aug_word_p=c.aug_word_p,
@@ -69,6 +71,7 @@ class KeyboardNoise(_NlpaugNoise):
     Config = NoiseConfig
 
     def build(self):
+        require("nlpaug", extra="augment")
         import nlpaug.augmenter.char as nac
         c = self.config
         return nac.KeyboardAug(aug_char_p=c.aug_char_p, aug_word_p=c.aug_word_p, aug_word_max=c.aug_word_max)
@@ -81,6 +84,7 @@ class OcrNoise(_NlpaugNoise):
     Config = NoiseConfig
 
     def build(self):
+        require("nlpaug", extra="augment")
         import nlpaug.augmenter.char as nac
         c = self.config
         return nac.OcrAug(aug_char_p=c.aug_char_p, aug_word_p=c.aug_word_p, aug_word_max=c.aug_word_max)
@@ -93,5 +97,6 @@ class WordDropout(_NlpaugNoise):
     Config = WordDropoutConfig
 
     def build(self):
+        require("nlpaug", extra="augment")
         import nlpaug.augmenter.word as naw
         return naw.RandomWordAug(action="delete", aug_p=self.config.aug_p, aug_max=self.config.aug_max)

@@ -32,6 +32,7 @@ from curate.errors import CurateError, DataError
 from curate.registry import register_output, register_source
 from curate.sink import Sink, SinkConfig
 from curate.source import Source, SourceBatch, SourceConfig, quarantine
+from curate.extras import require
 
 GLOB_CHARS = re.compile(r"[*?\[]")
 FORMATS = ("csv", "tsv", "jsonl", "ndjson", "json", "parquet")
@@ -82,7 +83,9 @@ def s3_client(endpoint_url: str | None = None, region: str | None = None, profil
     """A boto3 S3 client on the standard credentials chain (env, profile, SSO, instance role),
     retrying throttling and 5xx errors with botocore's ``standard``/``adaptive`` retry modes.
     Clients are thread-safe and costly to build (service model loading), so they are reused."""
+    require("boto3", extra="s3")
     import boto3
+    require("botocore", extra="s3")
     from botocore.config import Config
     session = boto3.session.Session(profile_name=profile) if profile else boto3.session.Session()
     cfg = Config(retries={"max_attempts": max_attempts, "mode": retry_mode},
@@ -93,6 +96,7 @@ def s3_client(endpoint_url: str | None = None, region: str | None = None, profil
 
 def s3_error(exc: BaseException, what: str) -> CurateError:
     """Translate botocore errors into messages that say what to check."""
+    require("botocore", extra="s3")
     from botocore import exceptions as bx
     if isinstance(exc, bx.NoCredentialsError):
         return CurateError(f"{what}: no AWS credentials found; set AWS_ACCESS_KEY_ID and "
@@ -202,6 +206,7 @@ class S3Source(Source):
         """Matching objects (Key, Size, ETag), sorted by key; errors name the bucket and key."""
         if self._objects is not None:
             return self._objects
+        require("botocore", extra="s3")
         from botocore.exceptions import BotoCoreError, ClientError
         c = self.config
         bucket, pattern = parse_s3_url(c.url)
@@ -260,6 +265,7 @@ class S3Source(Source):
         return hashlib.sha256(json.dumps([[o["Key"], o["Size"], o["ETag"]] for o in objs]).encode()).hexdigest()[:20]
 
     def read(self) -> Iterator[SourceBatch]:
+        require("botocore", extra="s3")
         from botocore.exceptions import BotoCoreError, ClientError
 
         from curate.connectors._textio import OPTIONS, format_for, iter_format
@@ -354,7 +360,9 @@ class S3Sink(Sink):
         import gzip
         import shutil
 
+        require("boto3", extra="s3")
         from boto3.s3.transfer import TransferConfig
+        require("botocore", extra="s3")
         from botocore.exceptions import BotoCoreError, ClientError
         c = self.config
         fmt, gz = self._format()

@@ -28,6 +28,7 @@ from curate.registry import register_output, register_source
 from curate.sink import Sink, SinkConfig
 from curate.source import Source, SourceBatch, SourceConfig, quarantine
 from curate.connectors.sql_guard import check_read_only, dialect_of
+from curate.extras import require
 
 __all__ = ["SqlSource", "SqlSink", "check_read_only", "safe_url"]
 
@@ -40,6 +41,7 @@ def url_or_path(url: str) -> str:
 
 def safe_url(url: str) -> str:
     """The URL with its password replaced by ``***`` (for messages and manifests)."""
+    require("sqlalchemy", extra="sql")
     from sqlalchemy.engine import make_url
     try:
         return make_url(url_or_path(url)).render_as_string(hide_password=True)
@@ -48,6 +50,7 @@ def safe_url(url: str) -> str:
 
 
 def _password(url: str) -> str | None:
+    require("sqlalchemy", extra="sql")
     from sqlalchemy.engine import make_url
     try:
         return make_url(url_or_path(url)).password
@@ -137,7 +140,9 @@ class _MaskedRawConfig:
 
 def make_engine(url: str, connect_timeout: float | None = None):
     """A SQLAlchemy engine for ``url`` (no pooling: one connection per read or write)."""
+    require("sqlalchemy", extra="sql")
     import sqlalchemy as sa
+    require("sqlalchemy", extra="sql")
     from sqlalchemy.pool import NullPool
     url = url_or_path(url)
     args: dict[str, Any] = {}
@@ -152,6 +157,7 @@ def make_engine(url: str, connect_timeout: float | None = None):
 
 def set_read_only(conn) -> None:
     """Make the connection's transaction read-only where the dialect supports it."""
+    require("sqlalchemy", extra="sql")
     import sqlalchemy as sa
     name = conn.dialect.name
     if name == "sqlite":
@@ -283,6 +289,7 @@ class SqlSource(_MaskedRawConfig, Source):
 
     def _statement(self, conn):
         """The SELECT to run, its text (for messages), locator label and key columns."""
+        require("sqlalchemy", extra="sql")
         import sqlalchemy as sa
         c = self.config
         if c.query is not None:
@@ -314,6 +321,7 @@ class SqlSource(_MaskedRawConfig, Source):
         return stmt, str(stmt), label, key
 
     def read(self) -> Iterator[SourceBatch]:
+        require("sqlalchemy", extra="sql")
         import sqlalchemy as sa
         c = self.config
         if c.query is not None and c.read_only:
@@ -418,6 +426,7 @@ def json_text(col: str) -> pl.Expr:
 
 
 def _sa_type(dtype: pl.DataType):
+    require("sqlalchemy", extra="sql")
     import sqlalchemy as sa
     if dtype == pl.Boolean:
         return sa.Boolean()
@@ -455,6 +464,7 @@ class SqlSink(_MaskedRawConfig, Sink):
         (``RENAME TABLE`` swaps atomically there; elsewhere DDL runs in the transaction)."""
         import uuid
 
+        require("sqlalchemy", extra="sql")
         import sqlalchemy as sa
         c = self.config
         tmp_name = f"{c.table}__curate_{uuid.uuid4().hex[:8]}"
@@ -486,6 +496,7 @@ class SqlSink(_MaskedRawConfig, Sink):
             raise
 
     def write(self, df: pl.DataFrame, seed: int) -> list[Path]:
+        require("sqlalchemy", extra="sql")
         import sqlalchemy as sa
         c = self.config
         if c.columns:

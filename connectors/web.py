@@ -36,6 +36,7 @@ from curate import __version__
 from curate import records as R
 from curate.registry import register_source
 from curate.source import Source, SourceBatch, SourceConfig, quarantine
+from curate.extras import require
 
 USER_AGENT = f"curate/{__version__} (+https://github.com/curate-toolkit/curate; dataset builder)"
 ROBOTS_TOKEN = "curate"
@@ -280,6 +281,7 @@ class WebSource(Source):
     def _session(self):
         s = getattr(self._local, "session", None)
         if s is None:
+            require("requests", extra="web")
             import requests
             s = requests.Session()
             s.headers["User-Agent"] = self.config.user_agent
@@ -297,6 +299,7 @@ class WebSource(Source):
 
     def _request(self, url: str):
         """GET with retries on 429/5xx/timeouts; returns a streaming response or an Outcome."""
+        require("requests", extra="web")
         import requests
         c = self.config
         gate = self._gate(host_of(url))
@@ -336,6 +339,7 @@ class WebSource(Source):
         return last
 
     def _read_body(self, resp, url: str) -> bytes | Outcome:
+        require("requests", extra="web")
         import requests
         c = self.config
         length = resp.headers.get("Content-Length")

@@ -10,6 +10,7 @@ from functools import lru_cache
 from typing import Sequence
 
 import numpy as np
+from curate.extras import require
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
 
@@ -29,6 +30,7 @@ def resolve_model_path(model: str | None) -> str:
 @lru_cache(maxsize=4)
 def load_embedder(model: str | None = None, device: str | None = None):
     """Load (once per process) a SentenceTransformer for ``model``."""
+    require("sentence_transformers", extra="ml")
     from sentence_transformers import SentenceTransformer
     return SentenceTransformer(resolve_model_path(model), device=device)
 

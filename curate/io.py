@@ -75,8 +75,14 @@ def atomic_path(path: Path | str) -> Iterator[Path]:
     The temp file is created with mode ``0o666`` so the kernel applies the umask (``mkstemp``
     would make it 0600 whatever the umask). A writer that recreates the file keeps that mode too.
     An ``OSError`` of the disk (full, read-only, denied) becomes a :class:`StorageError` naming
-    ``path``; the temp file is removed and nothing is left at ``path``.
+    ``path``; the temp file is removed and nothing is left at ``path``. A URL (``s3://``,
+    ``memory://``, a UPath) is written through :func:`curate.storage.atomic_path` (temp + upload).
     """
+    from curate import storage
+    if storage.is_url(path):
+        with storage.atomic_path(path) as remote_tmp:
+            yield remote_tmp
+        return
     path = Path(path)
     tmp = temp_name(path)
     try:

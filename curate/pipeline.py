@@ -185,6 +185,9 @@ class Pipeline:
 
     @staticmethod
     def _coerce(kind: str, item: Any, loc: tuple, errors: list):
+        if kind == "source" and not isinstance(item, dict):
+            from curate.connectors.memory import as_source
+            item = as_source(item)     # a DataFrame, Arrow table, datasets.Dataset or list of dicts
         if isinstance(item, dict):
             return build_component(kind, resolve_env(item), loc, None, {}, item, errors)
         return item

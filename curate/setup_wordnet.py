@@ -15,6 +15,7 @@ import shutil
 from pathlib import Path
 
 from curate.errors import CurateError
+from curate.extras import require
 
 DEBIAN_WORDNET = Path("/usr/share/wordnet")
 APT_HINT = "apt-get update && apt-get install -y wordnet-base wordnet-sense-index"
@@ -74,7 +75,9 @@ def install_wordnet(target_dir: str | Path | None = None, source: str | Path = D
 def load_wordnet(nltk_dir: str | Path | None = None):
     """A WordNet reader over ``<nltk_dir>/corpora/wordnet`` (no download). NLTK only reads
     under its data roots, so ``nltk_dir`` is added to ``nltk.data.path`` if it is not there."""
+    require("nltk", extra="augment")
     import nltk
+    require("nltk", extra="augment")
     from nltk.corpus.reader.wordnet import WordNetCorpusReader
     root = wordnet_dir(nltk_dir)
     data_root = str(root.parent.parent)

@@ -43,6 +43,10 @@ class StepResult:
     rejected: pl.DataFrame = field(default_factory=pl.DataFrame)
     stats: dict[str, Any] = field(default_factory=dict)
 
+    def __iter__(self):
+        """``kept, rejected = step.run(df)``."""
+        return iter((self.kept, self.rejected))
+
 
 @dataclass
 class StepContext:
@@ -79,6 +83,16 @@ class Step(Component, ABC):
 
     def describe(self) -> str:
         return self.name
+
+    def run(self, data: Any, *, seed: int = 0, batch_size: int = 50_000) -> StepResult:
+        """Run this step alone on ``data`` (a polars/pandas DataFrame, Arrow table,
+        ``datasets.Dataset`` or list of dicts): ``kept, rejected = Clean(min_words=3).run(df)``.
+
+        Rows without ``id``/``source`` get them (content ids, ``memory:<row>`` locators); the
+        context, scratch folder and accounting check are the engine's, so the result is what the
+        step would give inside a pipeline."""
+        from curate.standalone import run_step
+        return run_step(self, data, seed=seed, batch_size=batch_size)
 
 
 def merge_numeric(stats: list[dict[str, Any]]) -> dict[str, Any]:

@@ -210,7 +210,7 @@ def atomic_path(target: str | os.PathLike | AnyPath) -> Iterator[Path]:
     or is uploaded to a remote one in one ``put_file``. On failure nothing is left behind."""
     t = path(target) if isinstance(target, (str, PurePath)) else target
     if not is_url(t):
-        from curate.cache import atomic_path as local_atomic   # curate.io once it lands
+        from curate.io import atomic_path as local_atomic      # umask, disk-full errors
         with local_atomic(t) as tmp:
             yield tmp
         return

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Iterable
+from curate.extras import require
 
 DEFAULT_CORPUS = [
     "Classify the sentiment of the sentence as positive or negative.",
@@ -26,7 +27,9 @@ CHAT_TEMPLATE = (
 
 def tiny_tokenizer(path: str | Path, corpus: Iterable[str] | None = None, vocab_size: int = 512):
     """Train a byte-level BPE tokenizer in about a second and save it as a HF fast tokenizer."""
+    require("tokenizers", extra="ml")
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    require("transformers", extra="ml")
     from transformers import PreTrainedTokenizerFast
 
     texts = list(corpus or DEFAULT_CORPUS) * 4
@@ -49,7 +52,9 @@ def tiny_llama(path: str | Path, *, hidden_size: int = 64, layers: int = 2, head
                vocab_size: int = 512, max_positions: int = 1024, seed: int = 0,
                corpus: Iterable[str] | None = None) -> Path:
     """Save a random-initialised Llama-shaped causal LM plus tokenizer under ``path``."""
+    require("torch", extra="ml")
     import torch
+    require("transformers", extra="ml")
     from transformers import LlamaConfig, LlamaForCausalLM
 
     path = Path(path)
@@ -68,7 +73,9 @@ def tiny_llama(path: str | Path, *, hidden_size: int = 64, layers: int = 2, head
 def tiny_classifier(path: str | Path, num_labels: int = 2, *, hidden_size: int = 64, layers: int = 2,
                     seed: int = 0, corpus: Iterable[str] | None = None) -> Path:
     """Save a random-initialised Llama sequence-classification model (reward model / classifier)."""
+    require("torch", extra="ml")
     import torch
+    require("transformers", extra="ml")
     from transformers import LlamaConfig, LlamaForSequenceClassification
 
     path = Path(path)
@@ -92,8 +99,11 @@ def tiny_marian(path: str | Path, *, d_model: int = 32, layers: int = 1, heads: 
     import io
     import json
 
+    require("sentencepiece", extra="ml")
     import sentencepiece as spm
+    require("torch", extra="ml")
     import torch
+    require("transformers", extra="ml")
     from transformers import MarianConfig, MarianMTModel, MarianTokenizer
 
     path = Path(path)

@@ -21,6 +21,7 @@ from curate.llm.base import (
     apply_stop,
 )
 from curate.registry import register_llm_backend
+from curate.extras import require
 
 RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
 
@@ -49,6 +50,7 @@ class HttpLLM(LLM):
     """Talks to ``{base_url}/chat/completions`` (chat prompts) or ``/completions`` (raw text)."""
 
     def __init__(self, spec: BackendSpec) -> None:
+        require("httpx", extra="llm")
         import httpx
 
         if not spec.base_url:
@@ -69,6 +71,7 @@ class HttpLLM(LLM):
 
     # ------------------------------------------------------------------ one request
     def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        require("httpx", extra="llm")
         import httpx
         url = f"{self.base_url}{path}"
         last = ""

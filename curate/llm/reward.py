@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Sequence
 
 from curate.llm.batching import pack_by_tokens, restore_order
+from curate.extras import require
 
 
 class RewardModel:
@@ -13,7 +14,9 @@ class RewardModel:
 
     def __init__(self, model: str, device: str | None = None, batch_tokens: int = 16384,
                  label: int = -1) -> None:
+        require("torch", extra="ml")
         import torch
+        require("transformers", extra="ml")
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         dtype = torch.bfloat16 if self.device.startswith("cuda") else torch.float32
@@ -32,6 +35,7 @@ class RewardModel:
         return f"{prompt}\n\n{response}"
 
     def score(self, prompts: Sequence[str], responses: Sequence[str]) -> list[float]:
+        require("torch", extra="ml")
         import torch
         texts = [self._text(p, r) for p, r in zip(prompts, responses)]
         ids = self.tok(texts, add_special_tokens=False, truncation=True, max_length=4096)["input_ids"]

@@ -15,6 +15,7 @@ from curate.llm.base import (
 )
 from curate.llm.batching import pack_by_tokens, pack_min_cost, restore_order
 from curate.registry import register_llm_backend
+from curate.extras import require
 
 #: Default per-decoding-step overhead in token units: small on CPUs (compute-bound, so padding
 #: matters most), large on GPUs (launch-bound, so bigger batches matter most).
@@ -23,6 +24,7 @@ STEP_OVERHEAD_TOKENS = {"cpu": 8192, "cuda": 1 << 20}
 
 def is_oom(exc: BaseException) -> bool:
     """True for CUDA (or other accelerator) out-of-memory errors."""
+    require("torch", extra="ml")
     import torch
     if isinstance(exc, torch.cuda.OutOfMemoryError):
         return True
@@ -34,7 +36,9 @@ class TransformersLLM(LLM):
     """A causal LM loaded with ``AutoModelForCausalLM`` from a hub name or a local path."""
 
     def __init__(self, spec: BackendSpec, model: Any = None, tokenizer: Any = None) -> None:
+        require("torch", extra="ml")
         import torch
+        require("transformers", extra="ml")
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         self.spec = spec
@@ -101,6 +105,7 @@ class TransformersLLM(LLM):
 
     def _run_with_backoff(self, ids: list[list[int]], params: SamplingParams, seed: int) -> list[list[Generation]]:
         """Run a batch; on OOM free the cache and run it as two halves (recursively)."""
+        require("torch", extra="ml")
         import torch
         try:
             return self._run_batch(ids, params, seed)
@@ -114,7 +119,9 @@ class TransformersLLM(LLM):
                 + self._run_with_backoff(ids[mid:], params, seed + 7919))
 
     def _run_batch(self, ids: list[list[int]], params: SamplingParams, seed: int) -> list[list[Generation]]:
+        require("torch", extra="ml")
         import torch
+        require("transformers", extra="ml")
         from transformers import GenerationConfig
 
         if self.before_batch is not None:
@@ -156,6 +163,7 @@ class TransformersLLM(LLM):
     # ------------------------------------------------------------------ scoring
     def score(self, prompts: Sequence[Prompt], completions: Sequence[str]) -> list[float]:
         """Sum of log-probabilities of each completion's tokens given the prompt (batched)."""
+        require("torch", extra="ml")
         import torch
         p_ids = self.encode(prompts)
         c_ids = self.tokenizer(list(completions), add_special_tokens=False)["input_ids"]
@@ -179,6 +187,7 @@ class TransformersLLM(LLM):
         return restore_order(batches, results, len(full))
 
     def close(self) -> None:
+        require("torch", extra="ml")
         import torch
         self.model = None  # type: ignore[assignment]
         if torch.cuda.is_available():

@@ -5,14 +5,17 @@ from __future__ import annotations
 from pathlib import Path
 
 from curate.errors import CurateError
+from curate.extras import require
 
 
 def _auto_cls(objective: str):
+    require("transformers", extra="train")
     from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
     return AutoModelForSequenceClassification if objective == "classification" else AutoModelForCausalLM
 
 
 def _base_of(adapter: Path) -> str:
+    require("peft", extra="train")
     from peft import PeftConfig
     return PeftConfig.from_pretrained(str(adapter)).base_model_name_or_path
 
@@ -28,7 +31,9 @@ def merge_and_save(adapter: str | Path, out: str | Path, base: str | None = None
                    id2label: dict[int, str] | None = None) -> Path:
     """Fold the adapter's weights into the base model and save the result (+ tokenizer) at ``out``;
     ``id2label`` restores a classifier's label names on the merged model."""
+    require("peft", extra="train")
     from peft import PeftModel
+    require("transformers", extra="train")
     from transformers import AutoTokenizer
     adapter, out = Path(adapter), Path(out)
     if not (adapter / "adapter_config.json").exists():
@@ -49,6 +54,7 @@ def combine(adapters: list[str | Path], weights: list[float], out: str | Path, *
     ``linear`` needs equal ranks; ``cat`` concatenates ranks; ``svd`` re-factorises the weighted sum;
     ``ties``/``dare_*`` (with ``density``) are also accepted by peft.
     """
+    require("peft", extra="train")
     from peft import PeftModel
     if len(adapters) < 2 or len(adapters) != len(weights):
         raise CurateError("combine needs two or more adapters and one weight per adapter")

@@ -8,12 +8,15 @@ from typing import Any
 
 from curate.io import atomic_path, write_text
 from curate.train.metrics import generation_metrics
+from curate.extras import require
 
 
 def plot_loss_curve(log_history: list[dict], path: Path) -> Path:
     """Training loss per logged step (and eval loss per evaluation) as a PNG."""
+    require("matplotlib", extra="train")
     import matplotlib
     matplotlib.use("Agg")
+    require("matplotlib", extra="train")
     import matplotlib.pyplot as plt
 
     tr = [(h["step"], h["loss"]) for h in log_history if "loss" in h and "step" in h]
@@ -135,6 +138,7 @@ def _prompt_text(tok, prompt) -> str:
 
 def evaluate_generation(model, tok, rows: list[dict], max_new_tokens: int, max_length: int,
                         batch_size: int = 8) -> dict[str, float]:
+    require("torch", extra="train")
     import torch
     was_training = model.training
     model.eval()

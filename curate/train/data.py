@@ -12,6 +12,7 @@ from typing import Any
 from curate.errors import DataError
 from curate.train.config import DataConfig, NIEncoding
 from curate.train.splits import file_role
+from curate.extras import require
 
 ALPACA_WITH_INPUT = ("Below is an instruction that describes a task, paired with an input that provides further "
                      "context. Write a response that appropriately completes the request.\n\n"
@@ -428,6 +429,7 @@ def _pipeline_roles(cfg: DataConfig, objective: str) -> tuple[dict[str, list[dic
 def load_splits(cfg: DataConfig, objective: str, seed: int) -> Splits:
     """Train/validation/test datasets: the pipeline's split when the rows carry one (or the outputs
     wrote one file per split), files named in the config, else a seeded share of train as validation."""
+    require("datasets", extra="train")
     from datasets import Dataset
 
     from curate.train.splits import drop_derived_eval_rows, leak_check, strip_meta

@@ -2,12 +2,15 @@
 from __future__ import annotations
 
 from typing import Any
+from curate.extras import require
 
 DPO_COLUMNS = ["prompt", "chosen", "rejected"]
 
 
 def build_trainer(cfg, model, tok, splits, args: dict[str, Any], callbacks: list):
+    require("transformers", extra="train")
     from transformers import AutoModelForCausalLM
+    require("trl", extra="train")
     from trl import DPOConfig, DPOTrainer
 
     d = cfg.dpo

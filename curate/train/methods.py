@@ -11,6 +11,7 @@ from typing import Any
 from curate.errors import CurateError
 from curate.train.callbacks import Callback
 from curate.train.config import MethodConfig, TrainConfig
+from curate.extras import require
 
 PEFT_KINDS = {"lora", "dora", "qlora", "prompt_tuning"}
 
@@ -49,6 +50,7 @@ def check_model_reference(name: str) -> None:
         return
     if _looks_like_path(name):
         raise CurateError(f"model path {name} does not exist; set `model` to a local model folder or a hub id")
+    require("transformers", extra="train")
     from transformers import AutoConfig
     try:
         AutoConfig.from_pretrained(name)
@@ -59,6 +61,7 @@ def check_model_reference(name: str) -> None:
 
 def check_method(cfg: TrainConfig) -> None:
     """Hardware/method combinations that cannot work, reported before any weights load."""
+    require("torch", extra="train")
     import torch
     kind = cfg.method.kind
     if kind == "qlora":
@@ -75,6 +78,7 @@ def check_method(cfg: TrainConfig) -> None:
 
 
 def precision_flags(prec: str) -> dict[str, bool]:
+    require("torch", extra="train")
     import torch
     if prec == "auto":
         bf16 = torch.cuda.is_available() and torch.cuda.is_bf16_supported()
@@ -86,11 +90,14 @@ def precision_flags(prec: str) -> dict[str, bool]:
 def load_base(cfg: TrainConfig, objective: str, num_labels: int | None = None,
               id2label: dict[int, str] | None = None):
     """The base model for the objective (4-bit quantised for QLoRA)."""
+    require("torch", extra="train")
     import torch
+    require("transformers", extra="train")
     from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
 
     kwargs: dict[str, Any] = {}
     if cfg.method.kind == "qlora":
+        require("transformers", extra="train")
         from transformers import BitsAndBytesConfig
         kwargs["quantization_config"] = BitsAndBytesConfig(
             load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
@@ -106,6 +113,7 @@ def load_base(cfg: TrainConfig, objective: str, num_labels: int | None = None,
         eos = model.config.eos_token_id
         model.config.pad_token_id = eos[0] if isinstance(eos, list) else eos
     if cfg.method.kind == "qlora":
+        require("peft", extra="train")
         from peft import prepare_model_for_kbit_training
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=cfg.training.gradient_checkpointing)
     return model
@@ -113,6 +121,7 @@ def load_base(cfg: TrainConfig, objective: str, num_labels: int | None = None,
 
 def _layers(model):
     """The stack of transformer blocks (an nn.ModuleList with num_hidden_layers entries)."""
+    require("torch", extra="train")
     import torch.nn as nn
     n = getattr(model.config, "num_hidden_layers", None)
     best = None
@@ -142,6 +151,7 @@ def _head_params(model) -> list:
 
 
 def peft_config(method: MethodConfig, objective: str, model_name: str):
+    require("peft", extra="train")
     from peft import LoraConfig, PromptTuningConfig, PromptTuningInit, TaskType
     task = TaskType.SEQ_CLS if objective == "classification" else TaskType.CAUSAL_LM
     if method.kind == "prompt_tuning":
@@ -160,6 +170,7 @@ def apply_method(model, cfg: TrainConfig, objective: str):
     m = cfg.method
     callbacks: list = []
     if m.kind in PEFT_KINDS:
+        require("peft", extra="train")
         from peft import get_peft_model
         model = get_peft_model(model, peft_config(m, objective, cfg.model))
     elif m.kind == "full":

@@ -6,6 +6,7 @@ import math
 import re
 import string
 from typing import Sequence
+from curate.extras import require
 
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
 _TOKEN = re.compile(r"\w+", re.UNICODE)
@@ -61,6 +62,7 @@ def bleu(preds: Sequence[str], refs: Sequence[Sequence[str]]) -> float:
     """Corpus BLEU-4 (NLTK, method-1 smoothing so short outputs do not collapse to zero), 0..100."""
     if not preds:
         return 0.0
+    require("nltk", extra="train")
     from nltk.translate.bleu_score import SmoothingFunction, corpus_bleu
     hyp = [_TOKEN.findall(p.lower()) for p in preds]
     ref = [[_TOKEN.findall(r.lower()) for r in rs] for rs in refs]

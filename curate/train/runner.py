@@ -11,6 +11,7 @@ from typing import Any
 from curate.errors import CurateError
 from curate.train.callbacks import Callback
 from curate.train.config import TrainConfig
+from curate.extras import require
 
 
 @dataclass
@@ -54,6 +55,7 @@ def _say(console, msg: str) -> None:
 
 def training_arguments(cfg: TrainConfig, has_val: bool, quiet: bool) -> dict[str, Any]:
     """Keyword arguments shared by TrainingArguments, SFTConfig and DPOConfig."""
+    require("torch", extra="train")
     import torch
 
     from curate.train.methods import precision_flags
@@ -79,6 +81,7 @@ def training_arguments(cfg: TrainConfig, has_val: bool, quiet: bool) -> dict[str
         args["activation_checkpointing_kwargs"] = {"use_reentrant": False}
     from dataclasses import fields
 
+    require("transformers", extra="train")
     from transformers import TrainingArguments
     if "activation_checkpointing" not in {f.name for f in fields(TrainingArguments)}:   # transformers < 5
         args["gradient_checkpointing"] = args.pop("activation_checkpointing")
@@ -105,6 +108,7 @@ def _last_checkpoint(cfg: TrainConfig) -> str | None:
 
 def lm_loss(model, tok, texts: list[str], max_length: int, batch_size: int = 8) -> dict[str, float]:
     """Mean token loss and perplexity of a causal LM on plain texts (the forgetting check)."""
+    require("torch", extra="train")
     import torch
     was = model.training
     model.eval()
@@ -190,6 +194,7 @@ def run_training(config: TrainConfig | dict, console: Any = None) -> TrainResult
         cfg = cfg.model_copy(update={"training": cfg.training.model_copy(update={"early_stopping_patience": 2})})
         splits.report["early_stopping"] = "auto: patience 2 on the pipeline's validation split"
 
+    require("transformers", extra="train")
     from transformers import AutoTokenizer, set_seed
 
     from curate.train import callbacks as cb
@@ -227,6 +232,7 @@ def run_training(config: TrainConfig | dict, console: Any = None) -> TrainResult
         gen_cb = cb.GenerationEval([dict(r) for r in rows], tok, cfg.training.max_new_tokens, cfg.training.max_length)
         callbacks.append(gen_cb)
     if args.get("load_best_model_at_end"):
+        require("transformers", extra="train")
         from transformers import EarlyStoppingCallback
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=cfg.training.early_stopping_patience))
 

@@ -2,11 +2,13 @@
 from __future__ import annotations
 
 from typing import Any
+from curate.extras import require
 
 SFT_COLUMNS = ["prompt", "completion"]
 
 
 def build_trainer(cfg, model, tok, splits, args: dict[str, Any], callbacks: list):
+    require("trl", extra="train")
     from trl import SFTConfig, SFTTrainer
 
     sft_args = SFTConfig(**args, max_length=cfg.training.max_length, completion_only_loss=True,

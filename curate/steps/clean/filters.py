@@ -20,6 +20,7 @@ from curate.registry import register_step
 from curate.step import Filter, StepConfig, StepContext
 from curate.steps.clean._repetition import DEFAULT_BOILERPLATE, RepetitionConfig, repetition
 from curate.steps.clean.mappers import check_text_columns
+from curate.extras import require
 
 
 class TextFilterConfig(StepConfig):
@@ -170,6 +171,7 @@ class RepetitionFilter(TextFilter):
 # ---------------------------------------------------------------------------- tokens
 @lru_cache(maxsize=4)
 def _tokenizer(name: str):
+    require("transformers", extra="ml")
     from transformers import AutoTokenizer
     try:
         return AutoTokenizer.from_pretrained(name)

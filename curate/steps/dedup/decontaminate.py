@@ -31,6 +31,7 @@ from curate.step import Step, StepConfig, StepContext, StepResult
 
 from ._text import Normalize, check_columns, joined, normalized
 from .minhash import shingle
+from curate.extras import require
 
 _TEXT_SUFFIXES = (".jsonl", ".json", ".csv", ".tsv", ".parquet", ".txt", ".arrow")
 
@@ -87,6 +88,7 @@ def load_eval_texts(spec: EvalSet, step: str) -> list[str]:
     if not path.exists():
         raise DataError(f"step {step}: eval set {spec.label!r}: {path} does not exist")
     if path.is_dir() and ((path / "dataset_info.json").exists() or (path / "dataset_dict.json").exists()):
+        require("datasets", extra="ml")
         from datasets import load_from_disk
         ds = load_from_disk(str(path))
         parts = [ds[k] for k in ds] if hasattr(ds, "keys") else [ds]

@@ -6,6 +6,7 @@ import re
 from typing import Iterable, Sequence
 
 import numpy as np
+from curate.extras import require
 
 _TOKEN = re.compile(r"[a-z0-9]+")
 
@@ -19,7 +20,9 @@ def rouge_l_matrix(queries: Sequence[list[str]], refs: Sequence[list[str]]) -> n
     """ROUGE-L F1 of every query against every reference (``len(queries) × len(refs)``)."""
     if not queries or not refs:
         return np.zeros((len(queries), len(refs)))
+    require("rapidfuzz", extra="llm")
     from rapidfuzz import process
+    require("rapidfuzz", extra="llm")
     from rapidfuzz.distance import LCSseq
     lcs = process.cdist(queries, refs, scorer=LCSseq.similarity, dtype=np.int32, workers=1)
     ql = np.array([len(q) for q in queries], dtype=np.float64)[:, None]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from functools import lru_cache
+from curate.extras import require
 
 #: Languages lingua weighs the wanted ones against (a closed set keeps lingua fast).
 COMMON = ("en", "fr", "de", "es", "it", "pt", "nl", "sv", "pl", "tr", "id", "ru", "zh", "ja", "ar")
@@ -32,6 +33,7 @@ def language_confidence(texts: list[str | None], wanted: list[str], min_words: i
 
 @lru_cache(maxsize=2)
 def _causal_lm(name: str):
+    require("transformers", extra="ml")
     from transformers import AutoModelForCausalLM, AutoTokenizer
     tok = AutoTokenizer.from_pretrained(name)
     if tok.pad_token is None:
@@ -44,6 +46,7 @@ def _causal_lm(name: str):
 
 def perplexities(texts: list[str | None], model: str, batch_size: int = 16) -> list[float | None]:
     """Perplexity of each text under ``model`` (None for empty text), length-sorted batches."""
+    require("torch", extra="ml")
     import torch
     tok, lm = _causal_lm(model)
     idx = sorted((i for i, t in enumerate(texts) if t), key=lambda i: len(texts[i] or ""))

@@ -1,4 +1,4 @@
-"""The `curate` command line: build, validate, schema, setup. Heavy imports happen inside commands
+"""The `curate` command line: build, validate, schema, report, explain, inspect, setup. Heavy imports happen inside commands
 so `curate --help` prints in well under a second."""
 from __future__ import annotations
 
@@ -31,53 +31,85 @@ def _load(path: Path):
         raise typer.Exit(2) from None
 
 
+def _version(value: bool) -> None:
+    if value:
+        from curate import __version__
+        out.print(f"curate {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                       help="Print the version and exit.")) -> None:
+    """curate: turn raw, messy sources into verified fine-tuning datasets for LLMs."""
+
+
 def _table(result) -> None:
-    from rich.table import Table
-    t = Table(title=f"curate build: {result.manifest['pipeline']}")
-    t.add_column("kind")
-    t.add_column("name", overflow="fold", min_width=20)
-    for col in ("in", "out", "rejected", "created", "sec"):
-        t.add_column(col, justify="right")
-    t.add_column("status")
-    for r in result.reports:
-        status = "cached" if r.cached else ("planned" if result.planned else "ran")
-        if result.planned and r.extra.get("would_run"):
-            status = "would run"
-        t.add_row(r.kind, r.name, f"{r.rows_in:,}" if r.kind != "source" else "",
-                  f"{r.rows_out:,}" if r.kind != "output" else "", f"{r.rows_rejected:,}",
-                  f"{r.rows_created:,}" if r.rows_created else "", f"{r.seconds:.2f}", status)
-    out.print(t)
+    from curate.report.table import closing_table
+    out.print(closing_table(result))
+
+
+def _write_report(result) -> None:
+    """Write the HTML report beside the run's manifest and print its path (never fails a build)."""
+    if result.manifest_path is None:
+        return
+    try:
+        from curate.report.report import write_report
+        path = write_report(result.manifest_path)
+    except Exception as e:              # a report problem must not turn a good build into a failure
+        console.print(f"[yellow]report not written[/]: {e}", highlight=False, soft_wrap=True)
+        return
+    out.print(f"report:   {path}")
 
 
 @app.command()
 def build(pipeline: Path = typer.Argument(..., help="Pipeline YAML file."),
           force: bool = typer.Option(False, "--force", help="Ignore every cache and recompute."),
           only: Optional[str] = typer.Option(None, "--only", metavar="STEP",
-                                             help="Recompute STEP (using cached upstream results) and stop after it; no outputs."),
+                                             help="Recompute STEP (a name, NAME#K for the K-th step of that name, or a position 1..N) "
+                                                  "from cached upstream results and stop after it; no outputs. Writes out/<name>/runs/<time>/ only."),
           dry_run: bool = typer.Option(False, "--dry-run", help="Validate and show what would run, without running."),
           no_train: bool = typer.Option(False, "--no-train", help="Skip the pipeline's `train:` section."),
+          no_report: bool = typer.Option(False, "--no-report", help="Do not write the HTML report."),
           quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars.")) -> None:
-    """Run a pipeline: sources → steps → outputs (→ train), with caching, accounting and a manifest."""
+    """Run a pipeline: sources → steps → outputs (→ train), with caching, accounting, a manifest and an HTML report."""
     from curate.errors import CurateError
     p = _load(pipeline)
     try:
         result = p.run(force=force, only=only, dry_run=dry_run, progress=not quiet, console=console,
                        train=not no_train)
     except CurateError as e:
+        partial = getattr(e, "result", None)
+        if partial is not None:
+            _table(partial)
+            out.print(f"manifest: {partial.manifest_path} (status {partial.manifest['status']})")
+            if not no_report:
+                _write_report(partial)
         _error(e)
+        if getattr(e, "hint", None):
+            console.print(f"[bold]what to do[/] {e.hint}", highlight=False, soft_wrap=True)
         raise typer.Exit(1) from None
     _table(result)
-    if not dry_run:
-        if result.all_cached:
-            out.print("every step cached: nothing recomputed")
-        out.print(f"manifest: {result.manifest_path}")
-        if result.rejects_path:
-            out.print(f"rejects:  {result.rejects_path}")
-        for f in result.outputs:
-            out.print(f"output:   {f}")
-        if "train" in result.manifest:
-            t = result.manifest["train"]
-            out.print(f"trained:  {t['output_dir']}" + (" (cached)" if t.get("cached") else ""))
+    if dry_run:
+        return
+    if result.manifest.get("only"):
+        out.print(f"--only ran {result.manifest['only']['description']}; outputs and "
+                  f"out/{p.name}/manifest.json untouched")
+    elif result.nothing_written:
+        out.print("every step cached: nothing recomputed")
+    elif result.all_cached:
+        rewritten = [r.name for r in result.reports if r.kind == "output" and not r.cached]
+        out.print(f"every step cached; rewrote {len(rewritten)} output(s): {', '.join(rewritten)}")
+    out.print(f"manifest: {result.manifest_path}")
+    if result.rejects_path:
+        out.print(f"rejects:  {result.rejects_path}")
+    for f in result.outputs:
+        out.print(f"output:   {f}")
+    if "train" in result.manifest:
+        t = result.manifest["train"]
+        out.print(f"trained:  {t['output_dir']}" + (" (cached)" if t.get("cached") else ""))
+    if not no_report:
+        _write_report(result)
 
 
 @app.command()
@@ -102,11 +134,80 @@ def train(config: Path = typer.Argument(..., help="Train YAML, or a pipeline fil
 
 
 @app.command()
-def validate(pipeline: Path = typer.Argument(..., help="Pipeline YAML file.")) -> None:
-    """Check a pipeline file without running it; errors name the file, line and key."""
-    p = _load(pipeline)
-    out.print(f"[green]ok[/] {pipeline}: {len(p.sources)} sources, {len(p.steps)} steps, "
-              f"{len(p.outputs)} outputs")
+def validate(pipeline: Path = typer.Argument(..., help="Pipeline YAML file, or a standalone train YAML.")) -> None:
+    """Check a pipeline or train file without running it; errors name the file, line and key.
+    `${env:NAME}` variables are listed as required; they need not be set."""
+    from curate.errors import CurateError
+    from curate.validate import check_file
+    try:
+        res = check_file(pipeline)
+    except CurateError as e:
+        _error(e)
+        raise typer.Exit(2) from None
+    out.print(f"[green]ok[/] {pipeline}: {res.summary}", highlight=False)
+    if res.env:
+        out.print("requires environment variables: " + ", ".join(
+            f"{n} ({'set' if ok else 'not set'})" for n, ok in res.env.items()), highlight=False)
+
+
+@app.command()
+def report(target: Path = typer.Argument(..., help="Pipeline file, output folder (out/<name>) or manifest.json."),
+           output: Optional[Path] = typer.Option(None, "--output", "-o", help="HTML file to write (default: report.html beside the manifest).")) -> None:
+    """Write the HTML report of the last run: step funnel, distributions, duplicates, samples, config (works offline)."""
+    from curate.errors import CurateError
+    from curate.report.report import write_report
+    try:
+        path = write_report(target, output)
+    except CurateError as e:
+        _error(e)
+        raise typer.Exit(1) from None
+    out.print(f"report:   {path}")
+
+
+@app.command()
+def explain(row_id: str = typer.Argument(..., help="A row id (the `id` column of outputs and rejects)."),
+            run: Path = typer.Option(Path("."), "--run", "-r", help="Pipeline file, output folder or manifest.json "
+                                     "(default: every out/*/ under the current folder)."),
+            as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+    """One row's lineage: source, what every step decided, parents and weights, checks, where it ended."""
+    from curate.errors import CurateError
+    from curate.report.lineage import explain as explain_row, render
+    targets = [run] if run != Path(".") else sorted(p.parent for p in Path("out").glob("*/manifest.json"))
+    if not targets:
+        _error(CurateError("no runs under out/; give --run PIPELINE (or an out/<name> folder)"))
+        raise typer.Exit(2)
+    last: Exception | None = None
+    for t in targets:
+        try:
+            info = explain_row(t, row_id)
+        except CurateError as e:
+            last = e
+            continue
+        if as_json:
+            sys.stdout.write(json.dumps(info, indent=2, ensure_ascii=False, default=str) + "\n")
+        else:
+            out.print("\n".join(render(info)), highlight=False, soft_wrap=True)
+        return
+    _error(last)
+    raise typer.Exit(1)
+
+
+@app.command()
+def inspect(file: Path = typer.Argument(..., help="A dataset file: csv, tsv, jsonl, json (NI task), parquet, DPO/chat jsonl."),
+            rows: int = typer.Option(3, "--rows", "-n", help="Rows to show."),
+            as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+    """Schema, row count, label and length stats and a few rows of a dataset file."""
+    from curate.errors import CurateError
+    from curate.report.inspect import inspect_file, rich_view
+    try:
+        info = inspect_file(file, rows)
+    except (CurateError, ValueError, OSError) as e:
+        _error(e)
+        raise typer.Exit(1) from None
+    if as_json:
+        sys.stdout.write(json.dumps(info, indent=2, ensure_ascii=False, default=str) + "\n")
+    else:
+        out.print(rich_view(info))
 
 
 @app.command()

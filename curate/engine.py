@@ -14,10 +14,14 @@ import polars as pl
 
 from curate import __version__
 from curate import records as R
+from curate import storage
 from curate.cache import (ShardStore, StepCache, fingerprint, frame_fingerprint, sha256_file,
                           write_json, write_parquet, atomic_path)
 from curate.errors import CurateError, DataError, StepError
+from curate.runs import (link_or_copy, new_run_dir, only_description, point_latest, resolve_only,
+                         step_labels)
 from curate.step import Step, StepContext, StepResult
+from curate.yamlfile import key_path, line_for
 
 LIBRARIES = ("polars", "pyarrow", "pandas", "numpy", "pydantic", "datasets", "transformers", "torch",
              "tokenizers", "spacy", "nltk", "nlpaug", "scikit-learn", "imbalanced-learn", "ftfy",
@@ -49,6 +53,7 @@ class StepReport:
     seconds: float = 0.0
     cached: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
+    failed: bool = False           # the run stopped here (the closing table says so)
 
 
 @dataclass
@@ -63,6 +68,8 @@ class RunResult:
     final_path: Path | None = None
     planned: bool = False
     training: Any = None           # curate.train.TrainResult when a train: section ran
+    run_dir: Path | None = None    # out/<name>/runs/<UTC time>/: this run's manifest and rejects
+    failed: bool = False           # attached to the exception of a failed run (``e.result``)
 
     def data(self) -> pl.DataFrame:
         """The final table (after the last step)."""
@@ -71,15 +78,59 @@ class RunResult:
         return pl.read_parquet(self.final_path)
 
     def rejects(self) -> pl.DataFrame:
+        """Every rejected row with step, reason and detail; with no rejects, an empty table that
+        still has those columns and the data's (so filters and joins on it work)."""
         if self.rejects_path is None or not self.rejects_path.exists():
-            return pl.DataFrame()
+            lead = pl.DataFrame(schema={c: pl.String for c in (R.STEP, R.REASON, R.DETAIL, R.ID, R.SOURCE, R.ORIGIN)})
+            if self.final_path is not None and self.final_path.exists():
+                data = pl.read_parquet_schema(self.final_path)
+                return lead.hstack(pl.DataFrame(schema={c: t for c, t in data.items() if c not in lead.columns}))
+            return lead
         if self.rejects_path.suffix == ".parquet":
             return pl.read_parquet(self.rejects_path)
         return pl.read_ndjson(self.rejects_path, infer_schema_length=None)
 
+    # Python API: the final table in the shape your next tool wants
+    def to_polars(self) -> pl.DataFrame:
+        """The final table as a polars DataFrame (same as :meth:`data`)."""
+        return self.data()
+
+    def to_pandas(self):
+        """The final table as a pandas DataFrame (Arrow-backed; needs pandas: the [ml] extra)."""
+        from curate.extras import require
+        require("pandas", extra="ml", what="RunResult.to_pandas")
+        return self.data().to_pandas()
+
+    def to_dataset(self):
+        """The final table as a ``datasets.Dataset`` (zero-copy from Arrow; the [ml] extra)."""
+        from curate.extras import require
+        datasets = require("datasets", extra="ml", what="RunResult.to_dataset")
+        return datasets.Dataset(self.data().to_arrow())
+
     @property
     def all_cached(self) -> bool:
+        """Every source and step came from the cache (outputs may still have been rewritten)."""
         return all(r.cached for r in self.reports if r.kind in ("source", "step"))
+
+    @property
+    def nothing_written(self) -> bool:
+        """All cached and no output rewritten: the run changed nothing."""
+        return self.all_cached and all(r.cached for r in self.reports if r.kind == "output")
+
+
+@dataclass
+class _RunState:
+    """What one run has done so far (kept together so a failure can still be written down)."""
+
+    manifest: dict[str, Any]
+    started: float
+    reports: list[StepReport] = field(default_factory=list)
+    reject_frames: list = field(default_factory=list)
+    data: pl.DataFrame | None = None
+    pending: StepCache | None = None      # the current table lives in this cache entry
+    current_fp: str | None = None
+    where: tuple[str, tuple] | None = None   # ("steps[2].clean", key path) of the running part
+    current: StepReport | None = None        # its report, until it finishes
 
 
 def check_accounting(step: str, df_in: pl.DataFrame, kept: pl.DataFrame,
@@ -122,12 +173,12 @@ class Engine:
         targets: dict[Path, str] = {}
         for i, sink in enumerate(self.p.outputs):
             for t in sink.targets():
-                key = Path(os.path.abspath(t))
+                key = str(t) if storage.is_url(t) else Path(os.path.abspath(t))
                 if key in targets:
                     raise CurateError(f"outputs[{i}].{sink.name}: path {t} is also written by "
                                       f"{targets[key]}; each output needs its own path")
                 targets[key] = f"outputs[{i}].{sink.name}"
-        for d in {Path(self.p.out_dir)} | {Path(t).parent for t in targets}:
+        for d in {Path(self.p.out_dir)} | {Path(t).parent for t in targets if isinstance(t, Path)}:
             self._check_writable(d)
 
     @staticmethod
@@ -152,11 +203,9 @@ class Engine:
         return update
 
     # ------------------------------------------------------------------ run
-    def run(self, force: bool = False, only: str | None = None, dry_run: bool = False) -> RunResult:
-        p = self.p
-        if only is not None and only not in [s.name for s in p.steps]:
-            raise CurateError(f"--only {only!r}: no such step in this pipeline "
-                              f"(steps: {', '.join(s.name for s in p.steps)})")
+    def run(self, force: bool = False, only: str | int | None = None, dry_run: bool = False) -> RunResult:
+        """Run (or plan) the pipeline. ``only`` is a step name, ``NAME#K`` or a 1-based position."""
+        only_idx = resolve_only(self.p.steps, only)
         self.preflight()
         if self.progress_enabled:
             from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
@@ -166,133 +215,211 @@ class Engine:
                                       console=self.console, transient=False)
             self._progress.start()
         try:
-            return self._run(force, only, dry_run)
+            return self._run(force, only_idx, dry_run)
         finally:
             if self._progress is not None:
                 self._progress.stop()
 
-    def _run(self, force: bool, only: str | None, dry_run: bool) -> RunResult:
+    def _run(self, force: bool, only: int | None, dry_run: bool) -> RunResult:
+        st = _RunState(manifest=self._new_manifest(only), started=time.time())
+        try:
+            self._read_sources(st, force, dry_run)
+            self._run_steps(st, force, only, dry_run)
+            if dry_run:
+                st.manifest["dry_run"] = True
+                return RunResult(st.manifest, None, [], None, st.reports, None, planned=True)
+            final_path = self._final_table(st)
+            written = self._write_outputs(st, final_path, force) if only is None else []
+        except BaseException as e:
+            if not dry_run:
+                self._record_failure(st, e, only)
+            raise
+        return self._finish(st, final_path, written, only)
+
+    def _new_manifest(self, only: int | None) -> dict[str, Any]:
         p = self.p
-        started = time.time()
-        reports: list[StepReport] = []
-        manifest: dict[str, Any] = {
+        m: dict[str, Any] = {
             "pipeline": p.name, "file": p.path, "seed": p.seed, "curate_version": __version__,
+            "status": "running",
             "started_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
             "libraries": library_versions(), "platform": platform.platform(),
-            "executor": p.executor, "sources": [], "steps": [], "outputs": [],
+            "executor": p.executor, "workdir": str(p.workdir), "out_dir": str(p.out_dir),
+            "sources": [], "steps": [], "outputs": [],
         }
-        reject_frames: list[pl.DataFrame] = []
+        if only is not None:
+            m["only"] = {"position": only + 1, "label": step_labels(p.steps)[only],
+                         "description": only_description(p.steps, only)}
+        return m
 
-        # ---------------- sources
+    def _read_sources(self, st: "_RunState", force: bool, dry_run: bool) -> None:
+        """Read every source (or its cache) and build the first table with ids."""
         src_frames, src_fps = [], []
-        for i, src in enumerate(p.sources):
+        for i, src in enumerate(self.p.sources):
+            st.where = (f"sources[{i}].{src.name}", ("sources", i))
+            st.current = StepReport("source", f"{src.name}:{src.origin}")
             rows, rejected, rep, fp = self._read_source(i, src, force, dry_run)
-            reports.append(rep)
+            st.current = None
+            st.reports.append(rep)
             src_frames.append(rows)
             src_fps.append(fp)
             if rejected is not None and rejected.height:
-                reject_frames.append(rejected)
-            manifest["sources"].append({
+                st.reject_frames.append(rejected)
+            st.manifest["sources"].append({
                 "name": src.origin, "connector": src.name, "config": src.raw_config,
                 "rows": rep.rows_out, "rejected": rep.rows_rejected, "fingerprint": fp,
                 "cached": rep.cached, "seconds": round(rep.seconds, 3), "stats": rep.extra})
         if dry_run and any(f is None for f in src_frames):
-            data = None
-            data_fp = fingerprint("sources", src_fps)
-        else:
-            data = R.concat(src_frames) if src_frames else pl.DataFrame()
-            if data.width == 0:
-                data = pl.DataFrame(schema={R.SOURCE: pl.String, R.ORIGIN: pl.String})
-            data = R.with_ids(data)
-            lead = [R.ID, R.SOURCE, R.ORIGIN]
-            data = data.select(lead + [c for c in data.columns if c not in lead])
-            data_fp = frame_fingerprint(data) if None in src_fps else fingerprint("sources", src_fps)
+            st.data, st.current_fp = None, fingerprint("sources", src_fps)
+            return
+        data = R.concat(src_frames) if src_frames else pl.DataFrame()
+        if data.width == 0:
+            data = pl.DataFrame(schema={R.SOURCE: pl.String, R.ORIGIN: pl.String})
+        data = R.with_ids(data)
+        lead = [R.ID, R.SOURCE, R.ORIGIN]
+        st.data = data.select(lead + [c for c in data.columns if c not in lead])
+        st.current_fp = frame_fingerprint(st.data) if None in src_fps else fingerprint("sources", src_fps)
 
-        # ---------------- steps
-        final_path: Path | None = None
-        current_fp = data_fp
-        pending: StepCache | None = None     # result lives in a cache entry not yet loaded
+    def _run_steps(self, st: "_RunState", force: bool, only: int | None, dry_run: bool) -> None:
+        """Run each step from its cache or for real, up to ``only`` when given."""
+        p = self.p
         for i, step in enumerate(p.steps):
-            label = f"{i:02d}-{step.name}"
-            fp = fingerprint("step", step.name, step.version, step.raw_config, current_fp, p.seed)
-            cache = StepCache(self.cache_root, label, fp)
-            forced = force or (only == step.name)
-            rep = StepReport("step", step.name)
+            st.where = (f"steps[{i}].{step.name}", ("steps", i))
+            fp = fingerprint("step", step.name, step.version, step.raw_config, st.current_fp, p.seed)
+            cache = StepCache(self.cache_root, f"{i:02d}-{step.name}", fp)
+            rep = st.current = StepReport("step", step.name)
             entry = {"index": i, "name": step.name, "config": step.raw_config,
                      "config_hash": fingerprint(step.name, step.raw_config),
-                     "input_fingerprint": current_fp, "fingerprint": fp}
-            if cache.done and not forced:
-                meta = cache.meta()
-                rep.cached = True
-                rep.rows_in, rep.rows_out = meta["rows_in"], meta["rows_out"]
-                rep.rows_rejected, rep.rows_created = meta["rows_rejected"], meta["rows_created"]
-                rep.seconds = meta["seconds"]
-                rep.extra = meta.get("stats", {})
-                pending, data = cache, None
+                     "input_fingerprint": st.current_fp, "fingerprint": fp}
+            if cache.done and not (force or only == i):
+                self._from_cache(st, cache, rep)
             elif dry_run:
                 rep.extra = {"would_run": True}
-                pending, data = None, None
+                st.pending, st.data = None, None
             else:
-                if data is None:
-                    data = self._materialize(pending)
-                if forced:
+                if st.data is None:
+                    st.data = self._materialize(st.pending)
+                if force or only == i:
                     cache.clear()             # also drops resumable shards of an earlier run
-                data, rejected, rep = self._run_step(i, step, data, cache, rep)
-                pending = cache
+                st.data, _, rep = self._run_step(i, step, st.data, cache, rep)
+                st.pending = cache
+            st.current = None
             if rep.rows_rejected and not dry_run:
-                reject_frames.append(("cache", cache))
+                st.reject_frames.append(("cache", cache))
             entry.update(rows_in=rep.rows_in, rows_out=rep.rows_out, rows_rejected=rep.rows_rejected,
                          rows_created=rep.rows_created, seconds=round(rep.seconds, 3),
                          cached=rep.cached, stats=rep.extra)
-            manifest["steps"].append(entry)
-            reports.append(rep)
-            current_fp = fp
-            if only == step.name:
+            st.manifest["steps"].append(entry)
+            st.reports.append(rep)
+            st.current_fp = fp
+            if only == i:
                 break
 
-        if dry_run:
-            manifest["dry_run"] = True
-            return RunResult(manifest, None, [], None, reports, None, planned=True)
+    @staticmethod
+    def _from_cache(st: "_RunState", cache: StepCache, rep: StepReport) -> None:
+        meta = cache.meta()
+        rep.cached = True
+        rep.rows_in, rep.rows_out = meta["rows_in"], meta["rows_out"]
+        rep.rows_rejected, rep.rows_created = meta["rows_rejected"], meta["rows_created"]
+        rep.seconds = meta["seconds"]
+        rep.extra = meta.get("stats", {})
+        st.pending, st.data = cache, None
 
-        # ---------------- final table
-        if pending is not None:
-            final_path = pending.dir / "kept.parquet"
-        else:
-            final_path = StepCache(self.cache_root, "sources", current_fp).dir / "kept.parquet"
-            if not final_path.exists():
-                write_parquet(data, final_path)
+    def _final_table(self, st: "_RunState") -> Path:
+        """Path of the table after the last step (written for a pipeline without steps)."""
+        if st.pending is not None:
+            return st.pending.dir / "kept.parquet"
+        final_path = StepCache(self.cache_root, "sources", st.current_fp).dir / "kept.parquet"
+        if not final_path.exists():
+            write_parquet(st.data, final_path)
+        return final_path
 
-        out_dir = Path(p.out_dir)
+    def _write_outputs(self, st: "_RunState", final_path: Path, force: bool) -> list[Path]:
+        final = st.data if st.data is not None else pl.read_parquet(final_path)
         written: list[Path] = []
-        if only is None:
-            final = data if data is not None else pl.read_parquet(final_path)
-            for i, sink in enumerate(p.outputs):
-                rep, files = self._write_output(i, sink, final, current_fp, force)
-                reports.append(rep)
-                written += [Path(f["path"]) for f in files]
-                manifest["outputs"].append({"name": sink.name, "config": sink.raw_config,
-                                            "rows": rep.rows_in, "cached": rep.cached, "files": files,
-                                            "stats": rep.extra})
+        for i, sink in enumerate(self.p.outputs):
+            st.where = (f"outputs[{i}].{sink.name}", ("outputs", i))
+            st.current = StepReport("output", sink.name)
+            rep, files = self._write_output(i, sink, final, st.current_fp, force)
+            st.current = None
+            st.reports.append(rep)
+            written += [sink.path(f["path"]) for f in files]
+            st.manifest["outputs"].append({"name": sink.name, "config": sink.raw_config,
+                                           "rows": rep.rows_in, "cached": rep.cached, "files": files,
+                                           "stats": rep.extra})
+        return written
 
-        # ---------------- rejects + manifest
-        rejects_path = self._write_rejects(reject_frames, out_dir)
-        manifest["rejects"] = None
-        if rejects_path is not None:
-            manifest["rejects"] = {"path": str(rejects_path), "rows": sum(r.rows_rejected for r in reports),
-                                   "sha256": sha256_file(rejects_path)}
+    def _totals(self, st: "_RunState") -> dict[str, Any]:
+        reports = st.reports
         step_reps = [r for r in reports if r.kind == "step"]
-        manifest["totals"] = {
+        return {
             "rows_read": sum(r.rows_out + r.rows_rejected for r in reports if r.kind == "source"),
-            "rows_final": step_reps[-1].rows_out if step_reps else (data.height if data is not None else None),
+            "rows_final": step_reps[-1].rows_out if step_reps else (st.data.height if st.data is not None else None),
             "rows_rejected": sum(r.rows_rejected for r in reports),
             "rows_created": sum(r.rows_created for r in reports),
         }
-        manifest["finished_at"] = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
-        manifest["seconds"] = round(time.time() - started, 3)
-        manifest["all_cached"] = all(r.cached for r in reports if r.kind in ("source", "step"))
-        manifest_path = out_dir / "manifest.json"
-        write_json(manifest, manifest_path)
-        return RunResult(manifest, manifest_path, written, rejects_path, reports, final_path)
+
+    def _save_run(self, st: "_RunState", only: int | None) -> tuple[Path, Path | None, Path]:
+        """Write rejects + manifest into a new run folder (and, for full runs, into out_dir)."""
+        out_dir = Path(self.p.out_dir)
+        run_dir = new_run_dir(out_dir)
+        m = st.manifest
+        m["run_dir"] = str(run_dir)
+        rejects_path = self._write_rejects(st.reject_frames, run_dir)
+        full = only is None
+        top_rejects = out_dir / f"rejects.{self.p.rejects_format}"
+        if full:
+            if rejects_path is not None:
+                link_or_copy(rejects_path, top_rejects)
+            elif top_rejects.exists():
+                top_rejects.unlink()
+        shown = (top_rejects if full else rejects_path) if rejects_path is not None else None
+        m["rejects"] = None
+        if rejects_path is not None:
+            m["rejects"] = {"path": str(shown), "rows": sum(r.rows_rejected for r in st.reports),
+                            "sha256": sha256_file(rejects_path)}
+        m["totals"] = self._totals(st)
+        m["finished_at"] = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+        m["seconds"] = round(time.time() - st.started, 3)
+        m["all_cached"] = all(r.cached for r in st.reports if r.kind in ("source", "step"))
+        write_json(m, run_dir / "manifest.json")
+        manifest_path = run_dir / "manifest.json"
+        if full:
+            manifest_path = out_dir / "manifest.json"
+            write_json(m, manifest_path)
+        point_latest(run_dir, {"status": m["status"], "only": m.get("only")})
+        return manifest_path, shown, run_dir
+
+    def _finish(self, st: "_RunState", final_path: Path, written: list[Path],
+                only: int | None) -> RunResult:
+        st.manifest["status"] = "ok"
+        manifest_path, rejects_path, run_dir = self._save_run(st, only)
+        return RunResult(st.manifest, manifest_path, written, rejects_path, st.reports, final_path,
+                         run_dir=run_dir)
+
+    def _record_failure(self, st: "_RunState", e: BaseException, only: int | None) -> None:
+        """Leave a manifest (status failed, the error, counts so far) and attach the partial result
+        to the exception, so the CLI can print the table up to the failing step."""
+        try:
+            where, loc = st.where or ("", ())
+            if st.current is not None:
+                st.current.failed = True
+                st.reports.append(st.current)
+            line = line_for(getattr(self.p, "_lines", None) or {}, loc) if loc else None
+            at = f"{self.p.path}:{line}" if self.p.path and line else (self.p.path or "")
+            interrupted = isinstance(e, (KeyboardInterrupt, SystemExit))
+            hint = ("the run was interrupted; run the same command again: finished steps are cached"
+                    if interrupted else
+                    f"change {where}" + (f" ({at})" if at else "") + " or its input as the error says, "
+                    "then run again: steps that finished are cached and are not recomputed")
+            st.manifest["status"] = "interrupted" if interrupted else "failed"
+            st.manifest["error"] = {"type": type(e).__name__, "message": str(e), "at": where,
+                                    "file": self.p.path, "line": line, "hint": hint}
+            manifest_path, rejects_path, run_dir = self._save_run(st, only)
+            e.result = RunResult(st.manifest, manifest_path, [], rejects_path, st.reports, None,
+                                 run_dir=run_dir, failed=True)
+            e.hint = hint
+        except Exception:             # never hide the real error behind a bookkeeping one
+            pass
 
     # ------------------------------------------------------------------ pieces
     def _materialize(self, cache: StepCache | None) -> pl.DataFrame:
@@ -322,7 +449,7 @@ class Engine:
         for batch in src.read():
             rows = batch.rows
             if rows.height or rows.width:
-                rows = src.apply_mapping(rows, where)
+                rows = self._mapped(i, src, rows, where)
                 # An input column named like a bookkeeping column is kept under another name.
                 clash = {c: f"input_{c}" for c in (R.ID, R.ORIGIN) if c in rows.columns}
                 if clash:
@@ -355,6 +482,21 @@ class Engine:
             fp = frame_fingerprint(rows)
         return rows, rejected, rep, fp
 
+    def _mapped(self, i: int, src, rows: pl.DataFrame, where: str) -> pl.DataFrame:
+        """Apply the source's column mapping; a missing column names the file:line that mapped it."""
+        try:
+            return src.apply_mapping(rows, where)
+        except DataError as e:
+            lines = getattr(self.p, "_lines", None) or {}
+            mapping = {v: k for k, v in src.mapping().items()}
+            missing = next((c for c in mapping if c not in rows.columns), None)
+            key = mapping.get(missing)
+            if key is None or not self.p.path:
+                raise
+            loc = ("sources", i, src.name) + ((key,) if key in ("text", "label") else ("fields", key))
+            line = line_for(lines, loc) or line_for(lines, ("sources", i))
+            raise DataError(f"{self.p.path}:{line} {key_path(loc)}: {e}") from None
+
     def _run_step(self, i: int, step: Step, data: pl.DataFrame, cache: StepCache,
                   rep: StepReport):
         p = self.p
@@ -365,7 +507,11 @@ class Engine:
         if apply_to is not None:
             scope_df = data.filter(pl.col(R.ORIGIN).is_in(apply_to))
             passthrough = data.filter(~pl.col(R.ORIGIN).is_in(apply_to))
-        update = self._task(f"step {i} {step.name}", scope_df.height)
+        # The bar counts every row the step receives (as the table does); rows outside apply_to
+        # pass straight through and are counted at once.
+        update = self._task(f"step {i + 1} {step_labels(p.steps)[i]}", data.height)
+        if passthrough is not None:
+            update(passthrough.height)
         ctx = StepContext(step_name=step.name, index=i, seed=p.seed, workdir=cache.scratch,
                           batch_size=p.batch_size, progress=update,
                           shards=ShardStore(cache.scratch / "shards"),
@@ -416,15 +562,17 @@ class Engine:
         import json
         if record.exists() and not force:
             files = json.loads(record.read_text())
-            if files["files"] and all(Path(f["path"]).exists() and sha256_file(Path(f["path"])) == f["sha256"] for f in files["files"]):
+            if files["files"] and all(storage.exists(sink.path(f["path"]))
+                                      and storage.sha256(sink.path(f["path"])) == f["sha256"] for f in files["files"]):
                 rep.cached, rep.rows_in = True, files["rows"]
                 rep.extra = files.get("stats", {})
                 return rep, files["files"]
         t0 = time.time()
         df = sink.select(final)
+        sink.pipeline_name = self.p.name      # formats derive default names from it (NI task file)
         paths = sink.write(df, self.p.seed)
-        files = [{"path": str(pth), "sha256": sha256_file(Path(pth)), "bytes": Path(pth).stat().st_size}
-                 for pth in paths]
+        files = [{"path": str(pth), "sha256": storage.sha256(pth), "bytes": storage.size(pth)}
+                 for pth in paths]       # local or remote (curate.storage)
         rep.rows_in = df.height
         rep.seconds = time.time() - t0
         rep.extra = dict(getattr(sink, "stats", None) or {})

@@ -29,6 +29,7 @@ import polars as pl
 from pydantic import Field
 
 from curate import records as R
+from curate.augmenters.spec import AugmenterSpec, LLMSpec
 from curate.errors import DataError
 from curate.registry import register_step
 from curate.step import Step, StepConfig, StepContext, StepResult
@@ -64,10 +65,10 @@ class BalanceConfig(StepConfig):
         default="reduce_k",
         description="SMOTE on a class with <= k_neighbors rows: `reduce_k` uses k = rows - 1 and, for a "
                     "single-row class, falls back to random copies (recorded in stats); `error` raises.")
-    generator: dict[str, Any] = Field(
+    generator: AugmenterSpec = Field(
         default_factory=lambda: {"embedding_swap": {}},
         description="SMOTE text generator when no `llm` is set: an augmenter spec applied to the nearer parent.")
-    llm: dict[str, Any] | None = Field(
+    llm: LLMSpec | None = Field(
         default=None, description="SMOTE text generator via a curate LLM backend (writes from both parents).")
     min_point_similarity: float = Field(
         default=0.7, ge=-1, le=1,

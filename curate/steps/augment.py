@@ -18,6 +18,8 @@ import polars as pl
 from pydantic import Field
 
 from curate.augmenters.gate import GateConfig
+from curate.augmenters.spec import (BacktranslateConfig, CharNoiseConfig, CustomAugmenterSpec,
+                                    EmbeddingSwapConfig, NoiseConfig, WordDropoutConfig, WordNetConfig)
 from curate import records as R
 from curate.errors import DataError
 from curate.registry import register_step
@@ -27,15 +29,16 @@ BUILTIN = ("backtranslate", "embedding_swap", "wordnet", "char_noise", "keyboard
 
 
 class AugmentConfig(StepConfig):
-    backtranslate: dict[str, Any] | None = Field(default=None, description="MarianMT/LLM back-translation options.")
-    embedding_swap: dict[str, Any] | None = Field(default=None, description="Word-vector neighbour swap options.")
-    wordnet: dict[str, Any] | None = Field(default=None, description="WordNet synonym swap options.")
-    char_noise: dict[str, Any] | None = Field(default=None, description="Random character noise options.")
-    keyboard: dict[str, Any] | None = Field(default=None, description="Keyboard typo noise options.")
-    ocr: dict[str, Any] | None = Field(default=None, description="OCR confusion noise options.")
-    word_dropout: dict[str, Any] | None = Field(default=None, description="Word dropout options.")
-    custom: list[dict[str, Any]] = Field(default_factory=list,
-                                         description="Further registered augmenters as {name: {options}}.")
+    backtranslate: BacktranslateConfig | None = Field(default=None, description="MarianMT/LLM back-translation options.")
+    embedding_swap: EmbeddingSwapConfig | None = Field(default=None, description="Word-vector neighbour swap options.")
+    wordnet: WordNetConfig | None = Field(default=None, description="WordNet synonym swap options.")
+    char_noise: CharNoiseConfig | None = Field(default=None, description="Random character noise options.")
+    keyboard: NoiseConfig | None = Field(default=None, description="Keyboard typo noise options.")
+    ocr: NoiseConfig | None = Field(default=None, description="OCR confusion noise options.")
+    word_dropout: WordDropoutConfig | None = Field(default=None, description="Word dropout options.")
+    custom: list[CustomAugmenterSpec] = Field(
+        default_factory=list, description="Further registered augmenters (plug-ins too) as {name: {options}}, "
+                                          "checked against their config.")
     multiply: int = Field(default=1, ge=1, le=50, description="Variants per row per augmenter.")
     text: str = Field(default="text", description="Column to augment.")
     label: str | None = Field(default="label", description="Label column checked by the gate (if present).")

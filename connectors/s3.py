@@ -95,7 +95,14 @@ def s3_client(endpoint_url: str | None = None, region: str | None = None, profil
 
 
 def s3_error(exc: BaseException, what: str) -> CurateError:
-    """Translate botocore errors into messages that say what to check."""
+    """Translate botocore errors into messages that say what to check, credentials masked (an
+    endpoint URL with userinfo, secret keys from the environment)."""
+    from curate.io import mask_secrets
+    err = _s3_error(exc, what)
+    return type(err)(mask_secrets(str(err)))
+
+
+def _s3_error(exc: BaseException, what: str) -> CurateError:
     require("botocore", extra="s3")
     from botocore import exceptions as bx
     if isinstance(exc, bx.NoCredentialsError):
@@ -196,11 +203,18 @@ class S3Source(Source):
     def client(self):
         if self._client is None:
             c = self.config
-            self._client = s3_client(c.endpoint_url, c.region, c.profile, c.max_attempts, c.retry_mode)
+            try:
+                self._client = s3_client(c.endpoint_url, c.region, c.profile, c.max_attempts, c.retry_mode)
+            except ValueError as e:          # botocore: "Invalid endpoint: <the URL, userinfo and all>"
+                from curate.io import mask_secrets
+                raise DataError(mask_secrets(f"source {self.origin}: cannot use endpoint_url "
+                                             f"{c.endpoint_url}: {e}")) from None
         return self._client
 
     def describe(self) -> str:
-        return f"{self.origin} ({self.config.url})"
+        from curate.io import mask_url
+        c = self.config
+        return f"{self.origin} ({c.url}" + (f" at {mask_url(c.endpoint_url)})" if c.endpoint_url else ")")
 
     def objects(self) -> list[dict[str, Any]]:
         """Matching objects (Key, Size, ETag), sorted by key; errors name the bucket and key."""
@@ -285,6 +299,7 @@ class S3Source(Source):
                 options = OPTIONS[fmt](**c.options)
             except Exception as e:  # noqa: BLE001 - pydantic error: name the option
                 raise DataError(f"source {self.origin}: options for {fmt} are invalid: {e}") from None
+            info = self.stats.setdefault("files", {}).setdefault(locator, {})   # encoding etc.
             try:
                 if fmt == "parquet":
                     if key.lower().endswith(".gz"):
@@ -292,12 +307,13 @@ class S3Source(Source):
                                         "(Parquet compresses internally)")
                     raw = io.BufferedReader(S3RangeFile(self.client, bucket, key, obj["Size"]),
                                             buffer_size=1 << 20)
-                    yield from iter_format(fmt, raw, locator, options, self.origin, batch_rows=c.batch_rows)
+                    yield from iter_format(fmt, raw, locator, options, self.origin, batch_rows=c.batch_rows,
+                                           info=info)
                 else:
                     body = self.client.get_object(Bucket=bucket, Key=key)["Body"]
                     try:
                         yield from iter_format(fmt, body, locator, options, self.origin,
-                                               batch_rows=c.batch_rows)
+                                               batch_rows=c.batch_rows, info=info)
                     finally:
                         body.close()
             except (ClientError, BotoCoreError) as e:
@@ -393,5 +409,6 @@ class S3Sink(Sink):
             except (ClientError, BotoCoreError) as e:
                 raise s3_error(e, f"output s3: {c.url}") from None
             except Exception as e:  # noqa: BLE001 - boto3's S3UploadFailedError wraps ClientError
-                raise CurateError(f"output s3: {c.url}: upload failed: {e}") from None
+                from curate.io import mask_secrets
+                raise CurateError(mask_secrets(f"output s3: {c.url}: upload failed: {e}")) from None
         return []

@@ -213,6 +213,10 @@ def load_task(path: str | Path, normalize: bool = True) -> dict[str, Any]:
         raise DataError(f"natural_instructions: {path}: file not found") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise DataError(f"natural_instructions: {path}: not valid JSON ({e})") from None
+    except RecursionError:
+        raise DataError(f"natural_instructions: {path}: not a task file (JSON nested too deeply)") from None
+    except OSError as e:
+        raise DataError(f"natural_instructions: {path}: cannot read it ({e.strerror or e})") from None
     if not isinstance(task, dict):
         raise DataError(f"natural_instructions: {path}: a task file must be a JSON object")
     if not normalize:

@@ -59,7 +59,7 @@ def iter_json(fileobj: BinaryIO, locator: str, options: Any, origin: str, *,
         return
     del data
     try:
-        doc = parse(text, info)
+        doc = parse(text, info, max_depth=None)          # items are checked one by one below
     except BadValue as e:
         yield SourceBatch(pl.DataFrame(), one_reject(locator, e.reason, e.detail, text, origin))
         return
@@ -72,7 +72,7 @@ def iter_json(fileobj: BinaryIO, locator: str, options: Any, origin: str, *,
             if not isinstance(obj, dict):
                 rej.add(f"{locator}:{i}", "not_an_object", f"expected a JSON object, got {json_type(obj)}",
                         _dump(obj))
-            elif too_deep(obj, MAX_DEPTH - 1):
+            elif too_deep(obj, MAX_DEPTH):
                 rej.add(f"{locator}:{i}", "too_deep", f"nested more than {MAX_DEPTH} levels", None)
             else:
                 rows.append(obj)
@@ -86,6 +86,9 @@ def iter_json(fileobj: BinaryIO, locator: str, options: Any, origin: str, *,
 
 
 def _dump(obj: Any) -> str:
+    """The start of ``obj`` as JSON, for a quarantine row's ``raw``."""
+    if too_deep(obj, MAX_DEPTH):
+        return "(nested too deeply to show)"
     return json.dumps(obj, ensure_ascii=False)[:500]
 
 

@@ -59,6 +59,8 @@ def _stdlib(text: str | bytes, notes: dict[str, Any]) -> Any:
 
 def too_deep(obj: Any, limit: int = MAX_DEPTH) -> bool:
     """True when ``obj`` nests more than ``limit`` containers (iterative: no recursion)."""
+    if not isinstance(obj, (dict, list)):
+        return False
     stack = [(obj, 1)]
     while stack:
         o, d = stack.pop()
@@ -69,9 +71,11 @@ def too_deep(obj: Any, limit: int = MAX_DEPTH) -> bool:
     return False
 
 
-def parse(text: str | bytes, notes: dict[str, Any], maybe_long: bool = True) -> Any:
+def parse(text: str | bytes, notes: dict[str, Any], maybe_long: bool = True,
+          max_depth: int | None = MAX_DEPTH) -> Any:
     """Parse ``text`` exactly; raises :class:`BadValue`. ``maybe_long=False`` says the caller
-    knows it holds no run of 19+ digits (so orjson's result is exact)."""
+    knows it holds no run of 19+ digits (so orjson's result is exact); ``max_depth=None`` leaves
+    the depth check (beyond the parsers' own limits) to the caller."""
     try:
         obj = orjson.loads(text)
     except orjson.JSONDecodeError as e:
@@ -81,10 +85,10 @@ def parse(text: str | bytes, notes: dict[str, Any], maybe_long: bool = True) -> 
     else:
         if maybe_long and _LONG_DIGITS.search(text if isinstance(text, str) else text.decode("utf-8", "replace")):
             obj = _stdlib(text, notes)
-    if isinstance(obj, (dict, list)):
+    if max_depth is not None and isinstance(obj, (dict, list)):
         n = text.count("{" if isinstance(text, str) else b"{") + text.count("[" if isinstance(text, str) else b"[")
-        if n > MAX_DEPTH and too_deep(obj):
-            raise BadValue("too_deep", f"nested more than {MAX_DEPTH} levels")
+        if n > max_depth and too_deep(obj, max_depth):
+            raise BadValue("too_deep", f"nested more than {max_depth} levels")
     return obj
 
 

@@ -106,6 +106,7 @@ def iter_blocks(fileobj: BinaryIO, locator: str, encoding: str = "auto", *,
         info["compression"] = kind or "none"
         sample = _read_sample(stream)
     except ReadProblem as e:
+        info["problem"] = e.reason
         yield Block(1, [], problem=e)
         return
     codec, skip = resolve_encoding(encoding, sample, locator)
@@ -184,7 +185,7 @@ def _too_large(no: int, head: bytes, size: int, limit: int, codec: str) -> Block
     text = head[:HEAD_BYTES].decode(codec, errors="replace")
     text = text.translate({ord(c): None for c in "\"'\\\r\n"}) + " …\n"
     return Block(no, [text], {no: LineError(
-        "too_large", f"line {no} is over {limit} bytes (max_record_bytes): {size} bytes skipped")})
+        "too_large", f"record over {limit} bytes (max_record_bytes): {size} bytes skipped")})
 
 
 def _decode_checked(body: bytes, codec: str, first: int, offset: int, limit: int,

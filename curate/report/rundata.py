@@ -107,7 +107,7 @@ class RunData:
         return R.concat(frames) if frames else None
 
     def input_table(self) -> pl.DataFrame | None:
-        """The table the first step saw (its kept + rejected rows; rows it created included)."""
+        """The table the first step saw: its kept + rejected rows, less rows it created (parent_id)."""
         if not self.steps:
             return self.final_table()
         first = self.steps[0]
@@ -116,6 +116,9 @@ class RunData:
             return self.source_table()
         both = R.concat([kept, rej.drop([c for c in R.REJECT_COLUMNS if c in rej.columns])
                          if rej is not None else None])
+        src = self.source_table()
+        if "parent_id" in both.columns and (src is None or "parent_id" not in src.columns):
+            both = both.filter(pl.col("parent_id").is_null())     # rows the first step created
         return both
 
     def final_table(self) -> pl.DataFrame | None:

@@ -50,7 +50,7 @@ def distinct_n(texts: pl.Series, ns: list[int]) -> dict[str, float]:
              .with_columns(h=pl.col("w").hash(_SEED)))
     out = {}
     for n in sorted(set(ns)):
-        keys = [pl.col("h").shift(-j) for j in range(n)]
+        keys = [pl.col("h").shift(-j).alias(f"h{j}") for j in range(n)]
         same = pl.all_horizontal([(pl.col("row").shift(-j) == pl.col("row")) for j in range(1, n)]) if n > 1 else pl.lit(True)
         g = words.select(k=pl.struct(keys).hash(_SEED), ok=same.fill_null(False)).filter(pl.col("ok"))
         out[f"distinct_{n}"] = round(g["k"].n_unique() / g.height, 4) if g.height else 0.0

@@ -71,8 +71,10 @@ def path(p: str | os.PathLike | Any, storage_options: dict[str, Any] | None = No
         return Path(p)
     if not is_url(p):
         return Path(os.path.expanduser(_local(p)))
+    import fsspec
     from upath import UPath
     try:
+        fsspec.get_filesystem_class(_URL.match(p).group(1).lower())  # type: ignore[union-attr]
         return UPath(p, **(storage_options or {}))
     except (ImportError, ValueError) as e:
         proto = _URL.match(p).group(1).lower()  # type: ignore[union-attr]

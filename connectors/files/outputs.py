@@ -5,7 +5,6 @@ they are stored (gzip headers fixed)."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import BinaryIO
 
 import polars as pl
 from pydantic import Field
@@ -66,16 +65,23 @@ class _PathSink(Sink):
         path = self.path(self.config.path, split)
         df = shape(df, self.config, f"output {self.name} ({path})")
         with atomic_path(path) as tmp:
-            if path.name.lower().endswith(".gz") and self.name != "parquet":
-                # fixed header (no name, mtime 0): same rows → same bytes → cached output
-                with open(tmp, "wb") as raw, gzip_writer(raw) as f:
-                    self.dump(df, f)
-            else:
-                self.dump(df, tmp)
+            write_format(df, self.name, tmp, gz=path.name.lower().endswith(".gz"),
+                         delimiter=getattr(self.config, "delimiter", ","))
         return [path]
 
-    def dump(self, df: pl.DataFrame, target: Path | BinaryIO) -> None:
-        raise NotImplementedError
+
+def write_format(df: pl.DataFrame, fmt: str, target: Path, gz: bool = False, delimiter: str = ",") -> None:
+    """Write ``df`` as ``fmt`` (jsonl, csv, parquet) to the local file ``target`` — the bytes every
+    file output and the s3 output store; gzip (not for Parquet) with a fixed header (no name,
+    mtime 0): same rows → same bytes → cached output, wherever it is stored."""
+    dump = {"jsonl": lambda t: df.write_ndjson(t), "parquet": lambda t: df.write_parquet(t),
+            "csv": lambda t: df.with_columns(_json_text(c) for c, ty in df.schema.items() if ty.is_nested())
+                                .write_csv(t, separator=delimiter)}[fmt]
+    if gz and fmt != "parquet":
+        with open(target, "wb") as raw, gzip_writer(raw) as f:
+            dump(f)
+    else:
+        dump(target)
 
 
 @register_output("jsonl")
@@ -83,16 +89,10 @@ class JsonlOutput(_PathSink):
     """One JSON object per line (UTF-8), types and nesting kept; loads with
     ``datasets.load_dataset("json", data_files=...)``."""
 
-    def dump(self, df: pl.DataFrame, target: Path | BinaryIO) -> None:
-        df.write_ndjson(target)
-
 
 @register_output("parquet")
 class ParquetOutput(_PathSink):
     """A Parquet file (zstd), types and nesting kept."""
-
-    def dump(self, df: pl.DataFrame, target: Path | BinaryIO) -> None:
-        df.write_parquet(target)
 
 
 @register_output("csv")
@@ -100,10 +100,6 @@ class CsvOutput(_PathSink):
     """CSV with a header (RFC 4180 quoting); nested values (lists, structs) are written as JSON."""
 
     Config = CsvOutputConfig
-
-    def dump(self, df: pl.DataFrame, target: Path | BinaryIO) -> None:
-        df.with_columns(_json_text(c) for c, t in df.schema.items() if t.is_nested()).write_csv(
-            target, separator=self.config.delimiter)
 
 
 def _json_text(col: str) -> pl.Expr:

@@ -2,8 +2,9 @@
 chunks with server-side cursors) and a ``sql`` output that writes curated rows to a table.
 
 Credentials come from ``${env:...}`` in the URL; every message shows the URL with the password
-hidden (``URL.render_as_string(hide_password=True)``) and errors never chain the driver exception,
-whose text or traceback could carry it.
+masked by text (:func:`curate.io.mask_url`, so URLs that do not parse are masked too), driver
+messages are scrubbed of the password, and errors never chain the driver exception, whose text or
+traceback could carry it. A raw ``@`` in a password is taken literally.
 
     sources:
       - sql: {url: "${env:TICKETS_DB}", table: tickets, text: body, label: tag, chunk_size: 50000}
@@ -28,6 +29,7 @@ from curate.registry import register_output, register_source
 from curate.sink import Sink, SinkConfig
 from curate.source import Source, SourceBatch, SourceConfig, quarantine
 from curate.connectors.sql_guard import check_read_only, dialect_of
+from curate.io import mask_secrets, mask_url, url_secrets
 from curate.extras import require
 
 __all__ = ["SqlSource", "SqlSink", "check_read_only", "safe_url"]
@@ -40,29 +42,46 @@ def url_or_path(url: str) -> str:
 
 
 def safe_url(url: str) -> str:
-    """The URL with its password replaced by ``***`` (for messages and manifests)."""
+    """The URL with its password replaced by ``***`` (for messages and manifests). Masked by text
+    (everything between ``://`` and the last ``@``), so a URL that does not parse, or a password
+    with a raw ``@``, ``:``, ``/`` or ``#``, is hidden whole too."""
+    url = url_or_path(url)
+    return url if url.startswith("sqlite:") else mask_url(url)   # a file path, no credentials
+
+
+_AUTHORITY = re.compile(r"^(?P<scheme>[A-Za-z][A-Za-z0-9+.\-]*://)(?P<info>.*)@(?P<rest>[^@]*)$", re.S)
+
+
+def db_url(url: str):
+    """A SQLAlchemy URL object for ``url``. A raw ``@`` in the password (which URL parsing splits
+    at the wrong place, putting the password's tail into the host) is taken literally."""
     require("sqlalchemy", extra="sql")
     from sqlalchemy.engine import make_url
+    url = url_or_path(url)
+    m = _AUTHORITY.match(url)
+    if m and "@" in m.group("info"):
+        user, _, pw = m.group("info").partition(":")
+        return make_url(f"{m.group('scheme')}{user}@{m.group('rest')}").set(password=pw)
+    return make_url(url)
+
+
+def _guard_url(url: str):
     try:
-        return make_url(url_or_path(url)).render_as_string(hide_password=True)
-    except Exception:  # noqa: BLE001 - unparsable URL: show only its scheme
-        return url.split("://", 1)[0] + "://***" if "://" in url else "<unparsable url>"
+        return db_url(url)
+    except Exception:  # noqa: BLE001 - a bad URL fails below, with its own masked error
+        return url_or_path(url)
 
 
 def _password(url: str) -> str | None:
-    require("sqlalchemy", extra="sql")
-    from sqlalchemy.engine import make_url
     try:
-        return make_url(url_or_path(url)).password
+        return db_url(url).password
     except Exception:  # noqa: BLE001
         return None
 
 
 def _scrub(text: str, url: str) -> str:
-    pw = _password(url)
-    if pw:
-        text = text.replace(str(pw), "***")
-    return text
+    """``text`` with the URL's credentials masked, however the URL was (mis)parsed."""
+    return mask_secrets(text, [_password(url), *url_secrets(url_or_path(url))])
 
 
 def _line_col(query: str, pos: int) -> str:
@@ -144,9 +163,9 @@ def make_engine(url: str, connect_timeout: float | None = None):
     import sqlalchemy as sa
     require("sqlalchemy", extra="sql")
     from sqlalchemy.pool import NullPool
-    url = url_or_path(url)
+    url = db_url(url)
     args: dict[str, Any] = {}
-    backend = sa.engine.make_url(url).get_backend_name()
+    backend = url.get_backend_name()
     if connect_timeout is not None:
         if backend == "sqlite":
             args["timeout"] = connect_timeout
@@ -326,7 +345,7 @@ class SqlSource(_MaskedRawConfig, Source):
         c = self.config
         if c.query is not None and c.read_only:
             try:
-                check_read_only(c.query, dialect_of(url_or_path(c.url)))
+                check_read_only(c.query, dialect_of(_guard_url(c.url)))
             except DataError as e:
                 raise DataError(f"source {self.origin}: {e}") from None
         try:

@@ -34,6 +34,7 @@ from pydantic import Field, field_validator, model_validator
 
 from curate import __version__
 from curate import records as R
+from curate.io import mask_secrets, mask_url
 from curate.registry import register_source
 from curate.source import Source, SourceBatch, SourceConfig, quarantine
 from curate.extras import require
@@ -98,6 +99,8 @@ class WebSourceConfig(SourceConfig):
 
 
 # ------------------------------------------------------------------------------ helpers
+_USERINFO = r"^([A-Za-z][A-Za-z0-9+.\-]*://)[^/?#]*@"     # the authority's userinfo, as requests parses it
+
 def normalize_url(url: str) -> str:
     """Canonical form for de-duplication: lower-case scheme/host, no default port, no fragment."""
     try:
@@ -268,7 +271,7 @@ class WebSource(Source):
         c = self.config
         first = c.urls[0] if c.urls else c.sitemap
         more = f" +{len(c.urls) - 1}" if len(c.urls) > 1 else ""
-        return f"{self.origin} ({first}{more})"
+        return f"{self.origin} ({mask_url(first or '')}{more})"
 
     def state_path(self) -> Path:
         c = self.config
@@ -668,5 +671,10 @@ class WebSource(Source):
                   "language": pl.String, "status": pl.Int32, "content_type": pl.String,
                   "depth": pl.Int32}
         df = pl.DataFrame(rows, schema=schema) if rows else pl.DataFrame(schema=schema)
-        rejected = quarantine(*rej, self.origin) if rej[0] else pl.DataFrame()
+        # a start URL may carry credentials (https://user:pw@host/): used to fetch, never stored
+        df = df.with_columns(pl.col(c).str.replace(_USERINFO, "${1}***@")
+                             for c in (R.SOURCE, "url", "final_url", "canonical_url"))
+        rejected = (quarantine([mask_url(u) for u in rej[0]], rej[1],
+                               [mask_secrets(d) if d else d for d in rej[2]], self.origin)
+                    if rej[0] else pl.DataFrame())
         return SourceBatch(df, rejected)

@@ -17,8 +17,11 @@ out = Console()
 
 
 def _error(e: Exception) -> None:
-    """Print an error without wrapping, so `file:line key: message` stays on one line."""
-    console.print(f"[bold red]error[/] {e}", highlight=False, soft_wrap=True)
+    """Print an error without wrapping, so `file:line key: message` stays on one line. Credentials
+    (URL userinfo, password=..., secret environment values) are masked as a last line of defence."""
+    from curate.io import mask_secrets
+    from rich.markup import escape                 # "[ml]" in "pip install 'curate-toolkit[ml]'" is not markup
+    console.print(f"[bold red]error[/] {escape(mask_secrets(str(e)))}", highlight=False, soft_wrap=True)
 
 
 def _load(path: Path):
@@ -57,7 +60,8 @@ def _write_report(result) -> None:
         from curate.report.report import write_report
         path = write_report(result.manifest_path)
     except Exception as e:              # a report problem must not turn a good build into a failure
-        console.print(f"[yellow]report not written[/]: {e}", highlight=False, soft_wrap=True)
+        from rich.markup import escape
+        console.print(f"[yellow]report not written[/]: {escape(str(e))}", highlight=False, soft_wrap=True)
         return
     out.print(f"report:   {path}")
 
@@ -71,13 +75,14 @@ def build(pipeline: Path = typer.Argument(..., help="Pipeline YAML file."),
           dry_run: bool = typer.Option(False, "--dry-run", help="Validate and show what would run, without running."),
           no_train: bool = typer.Option(False, "--no-train", help="Skip the pipeline's `train:` section."),
           no_report: bool = typer.Option(False, "--no-report", help="Do not write the HTML report."),
+          wait: bool = typer.Option(False, "--wait", help="If another build of this pipeline is running, wait for it instead of failing."),
           quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars.")) -> None:
     """Run a pipeline: sources → steps → outputs (→ train), with caching, accounting, a manifest and an HTML report."""
     from curate.errors import CurateError
     p = _load(pipeline)
     try:
         result = p.run(force=force, only=only, dry_run=dry_run, progress=not quiet, console=console,
-                       train=not no_train)
+                       train=not no_train, wait=wait)
     except CurateError as e:
         partial = getattr(e, "result", None)
         if partial is not None:

@@ -18,6 +18,7 @@ from curate import storage
 from curate.cache import (ShardStore, StepCache, fingerprint, frame_fingerprint, sha256_file,
                           write_json, write_parquet, atomic_path)
 from curate.errors import CurateError, DataError, StepError
+from curate.io import mask_obj, sweep_temp_files
 from curate.runs import (link_or_copy, new_run_dir, only_description, point_latest, resolve_only,
                          step_labels)
 from curate.step import Step, StepContext, StepResult
@@ -181,6 +182,18 @@ class Engine:
         for d in {Path(self.p.out_dir)} | {Path(t).parent for t in targets if isinstance(t, Path)}:
             self._check_writable(d)
 
+    def sweep_temp_files(self) -> list[Path]:
+        """Remove temp files of our own naming that killed runs left in the output folders and the
+        cache (only ``.NAME.<pid>-<hex>.tmp`` of dead pids; see :func:`curate.io.sweep_temp_files`)."""
+        dirs = {Path(self.p.out_dir)} | {Path(t).parent for s in self.p.outputs for t in s.targets()
+                                         if not storage.is_url(t)}      # remote targets leave no temp files
+        if self.cache_root.is_dir():
+            dirs |= {Path(d) for d, _, _ in os.walk(self.cache_root)}
+        self.swept = sweep_temp_files(dirs)
+        if self.swept and self.console is not None:
+            self.console.print(f"removed {len(self.swept)} temp file(s) left by an interrupted run")
+        return self.swept
+
     @staticmethod
     def _check_writable(d: Path) -> None:
         probe = d
@@ -207,6 +220,8 @@ class Engine:
         """Run (or plan) the pipeline. ``only`` is a step name, ``NAME#K`` or a 1-based position."""
         only_idx = resolve_only(self.p.steps, only)
         self.preflight()
+        if not dry_run:
+            self.sweep_temp_files()
         if self.progress_enabled:
             from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
                                        TimeElapsedColumn)
@@ -381,6 +396,7 @@ class Engine:
         m["finished_at"] = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
         m["seconds"] = round(time.time() - st.started, 3)
         m["all_cached"] = all(r.cached for r in st.reports if r.kind in ("source", "step"))
+        st.manifest = m = mask_obj(m)          # no credentials in manifests, whatever a config held
         write_json(m, run_dir / "manifest.json")
         manifest_path = run_dir / "manifest.json"
         if full:

@@ -199,9 +199,12 @@ MASK = "***"
 # scheme://userinfo@host...: userinfo runs to the LAST '@' before the next '/', '?', '#' or space
 # after it, so a raw '@', ':' or '#' inside a password is masked whole.
 _ANY_USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.\-]*://)(?P<info>[^\s'\"]*)@(?P<rest>[^\s@'\"]*)")
+# ``password=...`` (DSNs, query strings) and ``"password": "..."`` (quoted JSON/YAML values); an
+# unquoted ``password: Field required`` in a config error is a key name, not a secret.
 _KEY_VALUE = re.compile(r"(?i)\b(password|passwd|pwd|secret|token|api[_-]?key|access[_-]?key|"
-                        r"secret[_-]?access[_-]?key|aws_secret_access_key|authorization)"
-                        r"(\s*[=:]\s*)(\"[^\"]*\"|'[^']*'|Bearer\s+\S+|[^\s,;&'\"]+)")
+                        r"secret[_-]?access[_-]?key|aws_secret_access_key)"
+                        r"([\"']?\s*=\s*|[\"']?\s*:\s*(?=[\"']))(\"[^\"]*\"|'[^']*'|[^\s,;&'\"]+)")
+_BEARER = re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]{6,}")
 _SECRET_ENV = re.compile(r"(?i)(password|passwd|secret|token|api_?key|access_key|credential)")
 
 
@@ -219,6 +222,20 @@ def _mask_userinfo(m: re.Match) -> str:
     user, sep, _ = info.partition(":")
     keep = user if sep and "/" not in user else ""
     return f"{m.group('scheme')}{keep + ':' if keep else ''}{MASK}@{m.group('rest')}"
+
+
+_AUTHORITY = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*://(?P<info>.*)@[^@]*$", re.S)
+
+
+def url_secrets(url: str | None) -> list[str]:
+    """The password written in ``url`` (up to its last ``@``) and its pieces: a password with a raw
+    ``@``, ``:``, ``/`` or ``#`` is split by URL parsers, and a piece may surface in an error."""
+    m = _AUTHORITY.match(url or "")
+    if not m or ":" not in m.group("info"):
+        return []
+    pw = m.group("info").partition(":")[2]
+    pieces = [p for p in re.split(r"[@:/#?]", pw) if len(p) >= 4]
+    return [pw, *pieces] if pw else pieces
 
 
 def secret_values(extra: Iterable[str | None] = ()) -> list[str]:
@@ -246,7 +263,7 @@ def mask_secrets(text: str, extra: Iterable[str | None] = (), _values: list[str]
                 out = out.replace(form, MASK)
     out = _ANY_USERINFO.sub(_mask_userinfo, out)
     out = _KEY_VALUE.sub(lambda m: f"{m.group(1)}{m.group(2)}{MASK}", out)
-    return out
+    return _BEARER.sub(lambda m: f"{m.group(1)} {MASK}", out)
 
 
 def mask_obj(obj: Any, extra: Iterable[str | None] = (), _values: list[str] | None = None) -> Any:
@@ -259,3 +276,67 @@ def mask_obj(obj: Any, extra: Iterable[str | None] = (), _values: list[str] | No
     if isinstance(obj, (list, tuple)):
         return [mask_obj(v, _values=values) for v in obj]
     return obj
+
+
+# ------------------------------------------------------------------------------ locks
+class LockedError(CurateError):
+    """Another process holds the lock (its pid is in the message and in ``holder``)."""
+
+    def __init__(self, message: str, holder: int | None) -> None:
+        super().__init__(message)
+        self.holder = holder
+
+
+def _lock_holder(fd: int) -> int | None:
+    """The pid written in a lock file (retried briefly: the holder writes it just after locking)."""
+    for _ in range(20):
+        try:
+            text = os.pread(fd, 64, 0).decode("ascii", "replace").strip()
+        except OSError:
+            return None
+        if text.isdigit():
+            return int(text)
+        time.sleep(0.01)
+    return None
+
+
+@contextmanager
+def exclusive_lock(path: Path | str, what: str, wait: bool = False,
+                   on_wait: Any = None) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on ``path`` (holder's pid written in it) for the block.
+
+    Held by another process: raise :class:`LockedError` naming its pid, or with ``wait`` call
+    ``on_wait(pid)`` and block until it is free. The kernel drops the lock when the holder exits,
+    even on ``kill -9``, so a stale lock file never blocks a later run.
+    """
+    try:
+        import fcntl
+    except ImportError:            # no flock (Windows): run unlocked
+        yield
+        return
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+    except OSError as e:
+        raise storage_error(e, path, "cannot create the lock file") from None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = _lock_holder(fd)
+            who = f"pid {holder}" if holder else "another process (pid not yet written)"
+            if not wait:
+                raise LockedError(f"{what} is already running in {who} (lock {path}); wait for it to "
+                                  "finish, or pass --wait to queue behind it", holder) from None
+            if on_wait is not None:
+                on_wait(holder)
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        try:
+            yield
+        finally:
+            os.ftruncate(fd, 0)
+    finally:
+        os.close(fd)              # releases the lock

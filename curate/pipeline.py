@@ -212,13 +212,24 @@ class Pipeline:
         return load_yaml(path)
 
     def run(self, *, force: bool = False, only: str | None = None, dry_run: bool = False,
-            progress: bool = False, console: Any = None, train: bool = True):
+            progress: bool = False, console: Any = None, train: bool = True, wait: bool = False):
         """Run (or plan, with ``dry_run``) the pipeline; returns a :class:`curate.engine.RunResult`.
-        With a ``train:`` section, fine-tunes on the outputs afterwards (``train=False`` skips it)."""
+        With a ``train:`` section, fine-tunes on the outputs afterwards (``train=False`` skips it).
+        A build holds ``<workdir>/<name>/.lock``: a second build of the same pipeline fails at once
+        naming the holder's pid, or with ``wait`` queues behind it."""
         from curate.engine import Engine
-        result = Engine(self, progress=progress, console=console).run(force=force, only=only, dry_run=dry_run)
-        if train and self.train is not None and not dry_run and only is None:
-            self._train(result, force, console)
+        if dry_run:
+            return Engine(self, progress=progress, console=console).run(force=force, only=only, dry_run=True)
+        from curate.io import exclusive_lock
+
+        def waiting(pid):
+            if console is not None:
+                console.print(f"waiting for pid {pid or '?'} to finish building {self.name} ...")
+        with exclusive_lock(Path(self.workdir) / self.name / ".lock", f"a build of pipeline {self.name!r}",
+                            wait=wait, on_wait=waiting):
+            result = Engine(self, progress=progress, console=console).run(force=force, only=only)
+            if train and self.train is not None and only is None:
+                self._train(result, force, console)
         return result
 
     def _train(self, result, force: bool, console: Any) -> None:

@@ -11,6 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Sequence
 
 from curate.errors import CurateError
+from curate.io import mask_secrets, url_secrets
 from curate.llm.base import (
     LLM,
     BackendSpec,
@@ -59,6 +60,7 @@ class HttpLLM(LLM):
         self.base_url = spec.base_url.rstrip("/")
         headers = {"Content-Type": "application/json"}
         key = api_key_from_env(spec.api_key_env)
+        self._secrets = [key, *url_secrets(self.base_url)]     # masked in every error message
         if key:
             headers["Authorization"] = f"Bearer {key}"
         self.backoff = float(spec.extra.get("backoff", 0.5))
@@ -88,7 +90,7 @@ class HttpLLM(LLM):
                     return r.json()
                 last = f"HTTP {r.status_code}: {r.text[:200]}"
                 if r.status_code not in RETRY_STATUS:
-                    raise HttpError(f"POST {url} failed: {last}")
+                    raise HttpError(mask_secrets(f"POST {url} failed: {last}", self._secrets))
                 wait = retry_after_seconds(r.headers.get("retry-after"))
             if attempt == self.spec.max_retries:
                 break
@@ -99,7 +101,8 @@ class HttpLLM(LLM):
             with self._lock:
                 self.stats["retries"] += 1
             time.sleep(wait)
-        raise HttpError(f"POST {url} failed after {self.spec.max_retries + 1} attempts; last error: {last}")
+        raise HttpError(mask_secrets(f"POST {url} failed after {self.spec.max_retries + 1} attempts; "
+                                     f"last error: {last}", self._secrets))
 
     def _one(self, prompt: Prompt, params: SamplingParams, seed: int) -> list[Generation]:
         body: dict[str, Any] = {"model": self.spec.model, "max_tokens": params.max_new_tokens,
@@ -122,7 +125,7 @@ class HttpLLM(LLM):
             usage = data.get("usage") or {}
             choices = sorted(data.get("choices") or [], key=lambda c: c.get("index", 0))
             if not choices:
-                raise HttpError(f"POST {self.base_url}{path}: response has no choices")
+                raise HttpError(mask_secrets(f"POST {self.base_url}{path}: response has no choices", self._secrets))
             for c in choices:
                 text = c["message"]["content"] if chat else c.get("text", "")
                 text, _ = apply_stop(text or "", params.stop)

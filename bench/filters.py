@@ -81,7 +81,7 @@ def run_pandas(texts: list[str]):
     from curate.steps.quality._reference import decide
     rc = RepetitionConfig()
     s = pd.Series(texts)
-    return [None if r is None or r != r else r          # pandas turns None into NaN
+    return [r if isinstance(r, str) else None           # pandas turns None into NaN
             for r in s.apply(lambda t: decide(t, THRESHOLDS, "en", rc)).tolist()]
 
 

@@ -3,7 +3,7 @@
 (scripted answers), each with a confidence per row and low-confidence rows flagged for review."""
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import polars as pl

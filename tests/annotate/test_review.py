@@ -105,7 +105,8 @@ def test_import_errors_and_cache_key(sms, tmp_path):
 def test_review_step_in_a_pipeline(tmp_path):
     rows = [{"t": "free prize now"}, {"t": "see you later"}, {"t": "hello"}]
     fns = [{"name": "free", "label": "spam", "keywords": ["free"]}, {"name": "later", "label": "ham", "keywords": ["later"]}]
-    common = dict(sources=[{"inline": {"rows": rows, "text": "t"}}], workdir=str(tmp_path / ".c"), out_dir=str(tmp_path / "o"))
+    common = {"sources": [{"inline": {"rows": rows, "text": "t"}}], "workdir": str(tmp_path / ".c"),
+              "out_dir": str(tmp_path / "o")}
     p = Pipeline(name="rv", steps=[{"weak_label": {"functions": fns, "combine": "majority"}}],
                  outputs=[{"review_export": {"dir": str(tmp_path / "rv"), "label_column": "weak_label"}}], **common)
     r = p.run()

@@ -7,7 +7,7 @@ import polars as pl
 import pytest
 
 from curate.errors import StepError
-from curate.steps.quality.flagged import FlaggedWords, read_wordlist, WORDLISTS
+from curate.steps.quality.flagged import WORDLISTS, FlaggedWords, read_wordlist
 
 from .conftest import frame, reasons, run_step
 

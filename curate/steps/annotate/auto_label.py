@@ -62,7 +62,7 @@ class AutoLabelConfig(LLMOptions):
     batch_size: int = Field(default=32, ge=1, description="classifier: texts per forward pass.")
 
     @model_validator(mode="after")
-    def _labels(self) -> "AutoLabelConfig":
+    def _labels(self) -> AutoLabelConfig:
         if self.method == "llm" and (not self.labels or len(self.labels) < 2):
             raise ValueError("method llm needs `labels` (at least two)")
         bad = [e.label for e in self.examples if self.labels and e.label not in self.labels]

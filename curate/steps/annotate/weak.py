@@ -23,8 +23,9 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable, Literal
+from typing import Any, Literal
 
 import numpy as np
 import polars as pl
@@ -50,7 +51,7 @@ class LabelFunction(BaseModel):
     column: str | None = Field(default=None, description="Column read (default: the step's column).")
 
     @model_validator(mode="after")
-    def _one_kind(self) -> "LabelFunction":
+    def _one_kind(self) -> LabelFunction:
         kinds = [k for k in ("keywords", "regex", "python") if getattr(self, k)]
         if len(kinds) != 1:
             raise ValueError(f"labelling function {self.name!r}: give exactly one of keywords, regex, python")
@@ -59,7 +60,7 @@ class LabelFunction(BaseModel):
         if self.regex:
             try:
                 pl.Series([""]).str.contains(self.regex)
-            except Exception as e:
+            except Exception as e:  # noqa: BLE001 - polars raises ComputeError for bad regexes
                 raise ValueError(f"labelling function {self.name!r}: invalid regex: {str(e).splitlines()[0]}") from None
         return self
 
@@ -80,7 +81,7 @@ class WeakLabelConfig(StepConfig):
     max_iter: int = Field(default=100, ge=1, description="label_model: EM iterations at most.")
 
     @model_validator(mode="after")
-    def _unique_names(self) -> "WeakLabelConfig":
+    def _unique_names(self) -> WeakLabelConfig:
         names = [f.name for f in self.functions]
         dup = sorted({n for n in names if names.count(n) > 1})
         if dup:
@@ -105,7 +106,7 @@ def load_callable(spec: str, where: str) -> Callable:
             module = importlib.import_module(mod_name)
     except StepError:
         raise
-    except Exception as e:
+    except Exception as e:  # noqa: BLE001 - the user's module may raise anything on import
         raise StepError(f"{where}: cannot import {mod_name!r}: {type(e).__name__}: {e}") from None
     fn = getattr(module, fn_name, None)
     if not callable(fn):
@@ -127,7 +128,7 @@ def _votes(lf: LabelFunction, df: pl.DataFrame, column: str) -> pl.Series:
         fn = load_callable(lf.python, f"weak_label function {lf.name!r}")
         try:
             vals = fn(df) if lf.batched else [fn(x) for x in df.get_column(col).fill_null("").to_list()]
-        except Exception as e:
+        except Exception as e:  # noqa: BLE001 - a user function may raise anything
             raise StepError(f"weak_label function {lf.name!r} raised {type(e).__name__}: {e}") from None
         vals = list(vals)
         if len(vals) != df.height:
@@ -192,7 +193,7 @@ class WeakLabel(Step):
     def _combine(self, L: np.ndarray, k: int) -> tuple[np.ndarray, dict[str, Any]]:
         if self.config.combine == "majority" or L.shape[0] == 0:
             return LM.majority(L, k), {}
-        post, prior, conf, it = LM.dawid_skene(L, k, max_iter=self.config.max_iter)
+        post, prior, _conf, it = LM.dawid_skene(L, k, max_iter=self.config.max_iter)
         if self.config.uncovered == "abstain":
             post[~(L >= 0).any(axis=1)] = 0.0
         learned = {}

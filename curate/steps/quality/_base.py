@@ -35,7 +35,7 @@ class HeuristicConfig(StepConfig):
         return v
 
     @model_validator(mode="after")
-    def _fields_known(self) -> "HeuristicConfig":
+    def _fields_known(self) -> HeuristicConfig:
         for col, over in self.fields.items():
             if col not in self.columns:
                 raise ValueError(f"fields: {col!r} is not one of columns {self.columns}")

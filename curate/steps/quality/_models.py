@@ -2,8 +2,8 @@
 texts sorted by length, fixed-size batches, softmax (or sigmoid) probabilities per label."""
 from __future__ import annotations
 
+from collections.abc import Sequence
 from functools import lru_cache
-from typing import Sequence
 
 import numpy as np
 
@@ -20,7 +20,7 @@ def load_classifier(model: str, device: str | None = None):
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
         tok = AutoTokenizer.from_pretrained(model)
         net = AutoModelForSequenceClassification.from_pretrained(model)
-    except Exception as e:
+    except Exception as e:  # noqa: BLE001 - hub/IO/config errors all mean "cannot load"
         raise StepError(f"cannot load classifier {model!r}: {str(e).splitlines()[0]}") from None
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token or tok.unk_token

@@ -55,7 +55,7 @@ class FlaggedWordsConfig(StepConfig):
     max_ratio: float | None = Field(default=None, ge=0, le=1, description="When set, a row is rejected only if its matches ÷ words also exceed this.")
 
     @model_validator(mode="after")
-    def _some_list(self) -> "FlaggedWordsConfig":
+    def _some_list(self) -> FlaggedWordsConfig:
         langs = set(self.lists) | set(self.words) | ({*shipped_languages()} if self.use_default else set())
         if not langs:
             raise ValueError("no word list: give `lists` or `words`, or keep `use_default: true`")

@@ -22,12 +22,13 @@ import polars as pl
 from pydantic import Field
 
 from curate.registry import register_step
+
 try:                                   # clean became a package (curate/steps/clean/)
     from curate.steps.clean._repetition import RepetitionConfig, repetition_fractions
 except ImportError:                     # pragma: no cover - the flat layout before it
     from curate.steps._clean_repetition import RepetitionConfig, repetition_fractions
 from curate.steps.quality import _stats as S
-from curate.steps.quality._base import HeuristicConfig, HeuristicFilter, fmt
+from curate.steps.quality._base import HeuristicConfig, HeuristicFilter
 
 
 def _bounds(name: str, value: pl.Expr, lo, hi, lo_reason: str, hi_reason: str):

@@ -39,7 +39,7 @@ class RelevanceConfig(StepConfig):
     device: str | None = Field(default=None, description="cpu, cuda, ... (default: sentence-transformers' choice).")
 
     @model_validator(mode="after")
-    def _has_exemplars(self) -> "RelevanceConfig":
+    def _has_exemplars(self) -> RelevanceConfig:
         if not self.exemplars and not self.exemplars_file:
             raise ValueError("give `exemplars` (a few texts typical of the domain) or `exemplars_file`")
         return self

@@ -97,11 +97,10 @@ def atomic_path(path: Path | str) -> Iterator[Path]:
         if tmp.exists() and (tmp.stat().st_mode & 0o777) != mode:
             os.chmod(tmp, mode)
         os.replace(tmp, path)
-    except OSError as e:
-        if e.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM):
-            raise storage_error(e, path) from None
-        raise
     except Exception as e:  # noqa: BLE001 - writers (polars, pyarrow) wrap ENOSPC in their own errors
+        if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS,
+                                                  errno.EACCES, errno.EPERM):
+            raise storage_error(e, path) from None
         if _looks_like_disk_full(e):
             raise StorageError(f"cannot write {path}: disk full (no space left on the device); "
                                "free space or choose another folder") from None
@@ -117,7 +116,8 @@ def atomic_path(path: Path | str) -> Iterator[Path]:
 
 def _looks_like_disk_full(e: BaseException) -> bool:
     text = f"{type(e).__name__}: {e}".lower()
-    return "no space left" in text or "enospc" in text or "disk quota" in text
+    return ("no space left" in text or "enospc" in text or "disk quota" in text
+            or "os error 28" in text)
 
 
 def write_bytes(data: bytes, path: Path | str) -> None:

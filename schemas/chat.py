@@ -15,7 +15,7 @@ from pydantic import Field
 from curate.storage import atomic_path
 from curate.errors import CurateError, DataError
 from curate.registry import register_output
-from curate.sink import Sink, SplitSinkConfig, split_path
+from curate.sink import Sink, SplitSinkConfig
 
 CHAT_SCHEMA_PATH = Path(__file__).with_name("chat.schema.json")
 ALPACA_SCHEMA_PATH = Path(__file__).with_name("alpaca.schema.json")
@@ -86,13 +86,6 @@ def _sft_rows(df: pl.DataFrame, cfg: SFTColumns, what: str) -> Iterable[tuple[st
         yield ins, _text(inp[i]), o, extras[i]
 
 
-def _target(path: str, split: str | None, storage_options: dict[str, Any] | None = None) -> Path:
-    """The file for one split (:func:`curate.sink.split_path`), or ``path`` itself (a UPath for a URL)."""
-    from curate import storage
-    base = storage.path(path, storage_options)
-    return base if split is None else split_path(base, split)
-
-
 def _write_jsonl(rows: Iterable[dict[str, Any]], path: Path) -> Path:
     with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
         for rec in rows:
@@ -120,7 +113,7 @@ class ChatOutput(Sink):
         cfg = self.config
         rows = ({"messages": to_messages(ins, inp, out, cfg.system, cfg.separator), **ex}
                 for ins, inp, out, ex in _sft_rows(df, cfg, "chat"))
-        return [_write_jsonl(list(rows), _target(cfg.path, split, cfg.storage_options))]
+        return [_write_jsonl(list(rows), self.path(cfg.path, split))]
 
 
 @register_output("alpaca")
@@ -135,4 +128,4 @@ class AlpacaOutput(Sink):
     def write_split(self, df: pl.DataFrame, seed: int, split: str | None) -> list[Path]:
         cfg = self.config
         rows = ({**to_alpaca(ins, inp, out), **ex} for ins, inp, out, ex in _sft_rows(df, cfg, "alpaca"))
-        return [_write_jsonl(list(rows), _target(cfg.path, split, cfg.storage_options))]
+        return [_write_jsonl(list(rows), self.path(cfg.path, split))]

@@ -22,7 +22,7 @@ from curate import records as R
 from curate.storage import atomic_path
 from curate.errors import CurateError, DataError
 from curate.registry import register_output
-from curate.sink import Sink, SplitSinkConfig, split_path
+from curate.sink import Sink, SplitSinkConfig
 
 SCHEMA_PATH = Path(__file__).with_name("dpo.schema.json")
 
@@ -193,7 +193,8 @@ def pairs_from_labels(df: pl.DataFrame, prompt_template: str, label: str = "labe
                       labels: list[str] | None = None, seed: int = 0,
                       completion_prefix: str = " ") -> pl.DataFrame:
     """One DPO row per input row: chosen = its real label, rejected = another label of the set
-    (seeded per row id). Rows whose label is missing or has no alternative get ``rejected = null``.
+    (seeded per row id). Rows whose label is missing (null or empty) get ``chosen = null``; rows
+    whose label has no alternative get ``rejected = null``.
 
     ``prompt_template`` is formatted with the row's columns (e.g. ``"SMS: {text}\\nLabel:"``).
     """
@@ -203,6 +204,8 @@ def pairs_from_labels(df: pl.DataFrame, prompt_template: str, label: str = "labe
     if missing:
         raise DataError(f"dpo from_labels: prompt_template uses {{{missing[0]}}}, which is not a column")
     labs = df[label].cast(pl.String)
+    blank = labs.is_null() | (labs.str.strip_chars() == "")       # an empty label is not a class
+    labs = labs.zip_with(~blank, pl.repeat(None, labs.len(), dtype=pl.String, eager=True))
     label_set = [str(x) for x in labels] if labels is not None else sorted(labs.drop_nulls().unique().to_list())
     ids = df[R.ID].cast(pl.String).to_list() if R.ID in df.columns else [str(i) for i in range(df.height)]
     rows = df.select(sorted(names)).to_dicts() if names else [{}] * df.height

@@ -195,6 +195,8 @@ def describe_repeats(df: pl.DataFrame, input_col: str) -> str:
     cols = df.columns
     has_parent = pl.col("parent_id").is_not_null() if "parent_id" in cols else pl.lit(False)
     maker = pl.col("derived_by") if "derived_by" in cols else pl.lit(None, dtype=pl.String)
+    if "augmenter" in cols:              # the augment step names its variants by augmenter
+        maker = pl.coalesce(maker, pl.lit("augment (") + pl.col("augmenter").cast(pl.String) + pl.lit(")"))
     work = (df.filter(pl.col(input_col).is_not_null() & (pl.col(input_col).cast(pl.String) != ""))
             .with_row_index("_pos").with_columns(has_parent.alias("_derived"))
             .sort("_derived", "_pos")

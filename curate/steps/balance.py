@@ -22,14 +22,15 @@ half of the rows adds a warning; ``min_per_class`` and ``max_ratio`` make such r
 from __future__ import annotations
 
 import math
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Union
 
 import numpy as np
 import polars as pl
-from pydantic import Field
+from pydantic import Discriminator, Field, Tag
 
 from curate import records as R
-from curate.augmenters.spec import AugmenterSpec, LLMSpec
+from curate.augmenters.spec import (BUILTIN_CONFIGS, AugmenterSpec, CustomAugmenterSpec, LLMSpec,
+                                    _spec_name)
 from curate.errors import DataError
 from curate.registry import register_step
 from curate.step import Step, StepConfig, StepContext, StepResult
@@ -40,6 +41,10 @@ UNDER = ("undersample", "tomek", "cluster_centroids")
 EMBEDDING_METHODS = ("tomek", "cluster_centroids", "smote", "borderline_smote", "adasyn")
 
 Ratio = Annotated[float, Field(gt=0, le=1)]
+#: A built-in augmenter (typed options, schema) or a registered plug-in one (checked by its Config).
+GeneratorSpec = Annotated[
+    Union[Annotated[AugmenterSpec, Tag("builtin")], Annotated[CustomAugmenterSpec, Tag("plugin")]],
+    Discriminator(lambda v: "builtin" if _spec_name(v) in BUILTIN_CONFIGS else "plugin")]
 
 
 class BalanceConfig(StepConfig):
@@ -65,9 +70,10 @@ class BalanceConfig(StepConfig):
         default="reduce_k",
         description="SMOTE on a class with <= k_neighbors rows: `reduce_k` uses k = rows - 1 and, for a "
                     "single-row class, falls back to random copies (recorded in stats); `error` raises.")
-    generator: AugmenterSpec = Field(
+    generator: GeneratorSpec = Field(
         default_factory=lambda: {"embedding_swap": {}},
-        description="SMOTE text generator when no `llm` is set: an augmenter spec applied to the nearer parent.")
+        description="SMOTE text generator when no `llm` is set: an augmenter spec applied to the nearer parent "
+                    "(a built-in, or any registered plug-in augmenter).")
     llm: LLMSpec | None = Field(
         default=None, description="SMOTE text generator via a curate LLM backend (writes from both parents).")
     min_point_similarity: float = Field(
@@ -140,7 +146,7 @@ class Balance(Step):
 
     Config = BalanceConfig
     scope = "global"
-    version = "1"
+    version = "2"
 
     def process(self, df: pl.DataFrame, ctx: StepContext) -> StepResult:
         cfg: BalanceConfig = self.config  # type: ignore[assignment]

@@ -11,6 +11,7 @@ from curate.registry import register_step
 from curate.schemas.dpo import (HH_HUMAN, PairColumns, PairError, column_values, pairs_frame,
                                 is_messages, normalise_pair)
 from curate.step import Step, StepConfig, StepContext, StepResult
+from curate.steps._labels import add_warnings, removal_warning, split_missing_labels
 
 
 class DpoPairsConfig(StepConfig, PairColumns):
@@ -26,10 +27,14 @@ class DpoPairs(Step):
 
     Config = DpoPairsConfig
     scope = "global"          # from_labels needs the whole label set
-    version = "1"
+    version = "2"
 
     def process(self, df: pl.DataFrame, ctx: StepContext) -> StepResult:
         cfg = self.config
+        missing = R.empty_rejects(df)
+        if cfg.from_labels is not None:      # an empty label is not a class: no pair from it
+            R.require_column(df, cfg.from_labels.label, "step dpo_pairs from_labels", "label column")
+            df, missing = split_missing_labels(df, cfg.from_labels.label, self.name)
         work, cols = pairs_frame(df, cfg, ctx.seed)
         if cfg.from_labels is not None:
             n_labels = work[cfg.from_labels.label].drop_nulls().n_unique()
@@ -68,6 +73,8 @@ class DpoPairs(Step):
         kept = work.filter(pl.col("_reason").is_null()).drop("_reason", "_detail")
         rej = work.filter(pl.col("_reason").is_not_null())
         rej = R.reject(rej, self.name, pl.col("_reason"), pl.col("_detail")).drop("_reason", "_detail")
+        rej = R.concat([r for r in (rej, missing) if r.height]) if missing.height else rej
         by_reason = dict(rej.group_by(R.REASON).len().rows()) if rej.height else {}
         stats = {"pairs": kept.height, "implicit_converted": implicit, "rejected_by_reason": by_reason}
+        add_warnings(stats, removal_warning("dpo_pairs", kept.height + rej.height, rej.height))
         return StepResult(kept=kept, rejected=rej, stats=stats)

@@ -11,8 +11,9 @@ With ``lineage`` (default) and a ``parent_id`` column, rows are grouped by their
 of the ``parent_id`` chain), so copies and augmented variants never land in another split than the
 row they came from (a SMOTE row follows the parent it rewrote).
 
-Classes too small to stratify (fewer than 3 rows) are pooled into one stratum and recorded in the
-stats; nulls form their own stratum. Stats: rows per split, label shares per split and the largest
+With ``stratify``, rows without a label (null, or an empty string) are rejected as
+``missing_label``: an empty label is not a class. Classes too small to stratify (fewer than 3 rows)
+are pooled into one stratum and recorded in the stats. Stats: rows per split, label shares per split and the largest
 deviation (percentage points) of any class share from the overall share.
 """
 from __future__ import annotations
@@ -28,6 +29,7 @@ from curate import records as R
 from curate.errors import DataError
 from curate.registry import register_step
 from curate.step import Step, StepConfig, StepContext, StepResult
+from curate.steps._labels import add_warnings, removal_warning, split_missing_labels
 
 
 class SplitConfig(StepConfig):
@@ -98,16 +100,25 @@ class Split(Step):
 
     Config = SplitConfig
     scope = "global"
-    version = "1"
+    version = "2"
 
     def process(self, df: pl.DataFrame, ctx: StepContext) -> StepResult:
         cfg: SplitConfig = self.config  # type: ignore[assignment]
         for col, what in ((cfg.stratify, "stratify"), (cfg.group, "group")):
             R.require_column(df, col, "step split", f"{what} column")
-        n = df.height
         stats: dict[str, Any] = {}
+        rejected = R.empty_rejects(df)
+        if cfg.stratify is not None:
+            n_in = df.height
+            df, rejected = split_missing_labels(df, cfg.stratify, self.name)
+            if rejected.height:
+                stats["rejected_missing_label"] = rejected.height
+                add_warnings(stats, removal_warning("split", n_in, rejected.height,
+                                                    f"most rows have no {cfg.stratify!r}: check the mapping"))
+        n = df.height
         if n == 0:
-            return StepResult(kept=df.with_columns(pl.lit(None, dtype=pl.String).alias(cfg.column)), stats={})
+            return StepResult(kept=df.with_columns(pl.lit(None, dtype=pl.String).alias(cfg.column)),
+                              rejected=rejected, stats=stats)
         multi = cfg.stratify is not None and isinstance(df.schema[cfg.stratify], (pl.List, pl.Array))
         labels = df[cfg.stratify].to_list() if cfg.stratify else None
         group_col = cfg.group
@@ -132,7 +143,7 @@ class Split(Step):
             straddle = out.with_columns(work[group_col].alias("_g")).group_by("_g").agg(
                 pl.col(cfg.column).n_unique().alias("k")).filter(pl.col("k") > 1)
             stats["groups_straddling"] = straddle.height
-        return StepResult(kept=out, stats=stats)
+        return StepResult(kept=out, rejected=rejected, stats=stats)
 
     # ------------------------------------------------------------------ row-level
     def _rows(self, labels, n: int, multi: bool, cfg: SplitConfig, seed: int, stats: dict) -> np.ndarray:

@@ -83,9 +83,16 @@ def test_bad_input(run_rows):
 def test_tiny_classes_and_nulls_are_handled(run_rows):
     rows = [{"text": f"t{i}", "label": "a"} for i in range(30)] + [{"text": "lone", "label": "b"},
                                                                    {"text": "nolabel", "label": None}]
+    rows += [{"text": "blank", "label": " "}]
     res = run_rows(rows, [{"split": {}}])
-    assert res.data().height == 32 and res.data()["split"].null_count() == 0
-    assert sorted(stats(res)["rare_classes_pooled"]) == ["<null>", "b"]
+    # no label (null or empty) is not a stratum: those rows are rejected as missing_label
+    assert res.data().height == 31 and res.data()["split"].null_count() == 0
+    rej = res.rejects()
+    assert sorted(rej["text"]) == ["blank", "nolabel"] and set(rej["reason"]) == {"missing_label"}
+    assert stats(res)["rejected_missing_label"] == 2 and "warnings" not in stats(res)
+    assert stats(res)["rare_classes_pooled"] == ["b"]
+    none = run_rows(rows, [{"split": {"stratify": None}}], name="plain")      # no label needed
+    assert none.data().height == 33
 
 
 @pytest.mark.slow

@@ -196,6 +196,18 @@ def test_from_labels_with_several_labels_is_seeded_and_single_label_rejected(run
     assert set(res.rejects()[R.REASON]) == {"no_other_label"}
 
 
+def test_from_labels_rejects_rows_without_a_label(run_pipeline):
+    """An empty label is not a class: no pair is built from it, nor is it offered as a wrong answer."""
+    rows = [{"text": f"t{i}", "label": "ab"[i % 2]} for i in range(10)]
+    rows += [{"text": "blank", "label": ""}, {"text": "none", "label": None}]
+    res = run_pipeline([rows_source(rows)], steps=[DpoPairs(from_labels={"prompt_template": "{text}"})], sub="m")
+    rej = res.rejects()
+    assert sorted(rej["text"]) == ["blank", "none"] and set(rej[R.REASON]) == {"missing_label"}
+    assert set(res.data()["rejected"].str.strip_chars()) == {"a", "b"}
+    pairs = D.pairs_from_labels(R.with_ids(pl.DataFrame(rows)), "{text}")
+    assert pairs["chosen"].tail(2).to_list() == [None, None] and "" not in pairs["rejected"].str.strip_chars()
+
+
 def test_registered():
     from curate import registry
     assert registry.get("output", "dpo") is DpoOutput and registry.get("step", "dpo_pairs") is DpoPairs

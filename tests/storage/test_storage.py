@@ -192,3 +192,14 @@ def test_outputs_are_byte_identical_local_and_memory(tmp_path, mem):
     # a second run finds the remote outputs unchanged and keeps them (cached)
     again = _pipeline(f"{mem}/out", f"{mem}/in", "st", tmp_path / "w2").run()
     assert all(r.cached for r in again.reports if r.kind == "output")
+
+
+def test_hf_dataset_folder_round_trips_through_a_url(tmp_path, mem):
+    rows = [{"text": f"row {i} has words"} for i in range(5)]
+    res = Pipeline(name="hf", sources=[rows], workdir=str(tmp_path / "w"), out_dir=str(tmp_path / "o"),
+                   outputs=[{"hf_dataset": {"dir": f"{mem}/ds", "columns": ["text"]}}]).run()
+    assert res.outputs and all(str(p).startswith(f"{mem}/ds/") for p in res.outputs)
+    back = Pipeline(name="hf2", sources=[{"hf_dataset": {"path": f"{mem}/ds"}}],
+                    workdir=str(tmp_path / "w"), out_dir=str(tmp_path / "o2")).run().to_polars()
+    assert back["text"].to_list() == [r["text"] for r in rows]
+    assert back["source"][0] == f"hf_dataset:{mem}/ds:0"

@@ -55,7 +55,7 @@ def _member(name: str, config: type[BaseModel]) -> Any:
     """One union member: unwraps ``{name: options}``, validates with ``config``, gives back
     ``{name: options as written}``; its JSON Schema is the ``{name: {...}}`` object."""
     wrapper = create_model(f"{name}_augmenter", __config__=ConfigDict(extra="forbid"),
-                           **{name: (config, Field(description=(config.__doc__ or name).strip()))})
+                           **{name: (config, Field(description=f"Options of the `{name}` augmenter."))})
 
     def to_dict(model: BaseModel) -> dict[str, Any]:
         return {name: model.model_dump(mode="json", exclude_unset=True)}

@@ -27,11 +27,26 @@ def listing() -> dict[str, list[tuple[str, str]]]:
             for kind in KINDS}
 
 
+def _input_model(ann: Any) -> type[BaseModel] | None:
+    """The model a validator declares as its input (``{name: options}`` spec wrappers)."""
+    if typing.get_origin(ann) is not typing.Annotated:
+        return None
+    for meta in ann.__metadata__:
+        t = getattr(meta, "json_schema_input_type", None)
+        if isinstance(t, type) and issubclass(t, BaseModel):
+            return t
+    return None
+
+
 def type_name(ann: Any) -> str:
-    """A readable type: ``int | None``, ``list[str]``, ``'a' | 'b'``, ``PiiConfig``."""
+    """A readable type: ``int | None``, ``list[str]``, ``'a' | 'b'``, ``PiiConfig``,
+    ``{wordnet: WordNetConfig}`` for a ``{name: options}`` spec."""
     origin, args = typing.get_origin(ann), typing.get_args(ann)
     if ann is type(None):
         return "null"
+    wrapper = _input_model(ann)
+    if wrapper is not None:
+        return "{" + ", ".join(f"{k}: {type_name(f.annotation)}" for k, f in wrapper.model_fields.items()) + "}"
     if origin is typing.Annotated:
         return type_name(args[0])
     if origin is typing.Literal:
@@ -48,6 +63,9 @@ def type_name(ann: Any) -> str:
 
 def nested_models(ann: Any) -> list[type[BaseModel]]:
     """Pydantic models inside an annotation (unions, lists, dict values), in order, once each."""
+    wrapper = _input_model(ann)
+    if wrapper is not None:
+        return [wrapper]
     if isinstance(ann, type) and issubclass(ann, BaseModel):
         return [ann]
     out: list[type[BaseModel]] = []
@@ -91,10 +109,14 @@ def options(model: type[BaseModel], prefix: str = "", seen: tuple = ()) -> Itera
     for name, field in model.model_fields.items():
         path = prefix + name
         yield Option(path, type_name(field.annotation), default_text(field), field.description or "")
-        for sub in nested_models(field.annotation):
+        subs = nested_models(field.annotation)
+        # single-key wrappers ({wordnet: {...}}) are told apart by their key; other unions by name
+        keyed = all(len(m.model_fields) == 1 for m in subs) and \
+            len({next(iter(m.model_fields)) for m in subs}) == len(subs)
+        for sub in subs:
             if sub in seen or sub is model:
                 continue
-            label = f"{path}.<{sub.__name__}>." if len(nested_models(field.annotation)) > 1 else f"{path}."
+            label = f"{path}." if len(subs) == 1 or keyed else f"{path}.<{sub.__name__}>."
             yield from options(sub, label, seen + (model,))
 
 

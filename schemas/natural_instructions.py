@@ -52,9 +52,9 @@ class Example(BaseModel):
     """A positive or negative demonstration: ``output`` is a single string."""
 
     model_config = ConfigDict(extra="forbid")
-    input: str
-    output: str
-    explanation: str
+    input: str = Field(description="The example's input.")
+    output: str = Field(description="Its output (a correct one for positives, a wrong one for negatives).")
+    explanation: str = Field(description="Why the output is right (or wrong).")
 
 
 class AutoExamples(BaseModel):
@@ -89,23 +89,25 @@ class TaskSpec(BaseModel):
     definition: list[str] | None = Field(
         default=None, description="Task instruction(s) (`Definition`); required unless the rows come "
                                   "from the natural_instructions source or `definition_column` is set.")
-    contributors: list[str] = Field(default_factory=lambda: ["curate"])
+    contributors: list[str] = Field(default_factory=lambda: ["curate"], description="`Contributors` header.")
     source: list[str] = Field(default_factory=lambda: ["synthetic"], description="Source dataset name(s).")
-    url: list[str] = Field(default_factory=list)
-    categories: list[str] = Field(default_factory=lambda: ["Misc."])
-    reasoning: list[str] = Field(default_factory=list)
-    domains: list[str] = Field(default_factory=lambda: ["Misc."])
-    input_language: list[str] = Field(default_factory=lambda: ["English"])
-    output_language: list[str] = Field(default_factory=lambda: ["English"])
-    instruction_language: list[str] = Field(default_factory=lambda: ["English"])
-    instance_license: list[str] = Field(default_factory=lambda: ["Unknown"])
+    url: list[str] = Field(default_factory=list, description="`URL` header: where the data comes from.")
+    categories: list[str] = Field(default_factory=lambda: ["Misc."], description="`Categories` header (NI task categories).")
+    reasoning: list[str] = Field(default_factory=list, description="`Reasoning` header (kinds of reasoning needed).")
+    domains: list[str] = Field(default_factory=lambda: ["Misc."], description="`Domains` header.")
+    input_language: list[str] = Field(default_factory=lambda: ["English"], description="`Input_language` header.")
+    output_language: list[str] = Field(default_factory=lambda: ["English"], description="`Output_language` header.")
+    instruction_language: list[str] = Field(default_factory=lambda: ["English"], description="`Instruction_language` header.")
+    instance_license: list[str] = Field(default_factory=lambda: ["Unknown"], description="`Instance License` header.")
     input: str = Field(default="text", description="Column holding the instance input.")
     output: str = Field(default="label", description="Column holding the output (a list column = several references).")
     labels: list[str] | None = Field(
         default=None, description="The label set of a classification task (default: inferred when "
                                   f"the data has fewer than {BALANCE_MAX_DISTINCT} distinct outputs).")
-    positive_examples: list[Example] | None = None
-    negative_examples: list[Example] | None = None
+    positive_examples: list[Example] | None = Field(
+        default=None, description="`Positive Examples` written by hand (input, output, explanation).")
+    negative_examples: list[Example] | None = Field(
+        default=None, description="`Negative Examples` written by hand (input, a wrong output, explanation).")
     auto_examples: AutoExamples | bool | None = Field(
         default=None, description="Pick examples from the data and remove them from the instances. "
                                   "Default (null): on for classification tasks without explicit examples "

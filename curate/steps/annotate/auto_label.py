@@ -38,8 +38,8 @@ class Example(BaseModel):
     """A labelled example shown in the prompt."""
 
     model_config = ConfigDict(extra="forbid")
-    text: str
-    label: str
+    text: str = Field(description="The example text.")
+    label: str = Field(description="Its label.")
 
 
 class AutoLabelConfig(LLMOptions):

@@ -47,7 +47,7 @@ def sha256_file(path: Path | str) -> str:
 # ------------------------------------------------------------------------------ atomic writes
 # Temp files are named ``.<final name>.<pid>-<random>.tmp`` beside the target, so a later run can
 # tell its own leftovers (pid dead) from another live process's work in progress.
-TEMP_RE = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)-(?P<tok>[0-9a-f]{8})\.tmp$")
+TEMP_RE = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)-(?P<tok>[0-9a-f]{8})\.(tmp|old)$")
 _LEGACY_TEMP_RE = re.compile(r"^\.(?P<name>.+)\.[A-Za-z0-9_]{8}\.tmp$")   # mkstemp names of old runs
 
 
@@ -114,6 +114,46 @@ def atomic_path(path: Path | str) -> Iterator[Path]:
             pass
 
 
+@contextmanager
+def atomic_dir(path: Path | str) -> Iterator[Path]:
+    """Yield a temp folder beside folder ``path``; on success it replaces ``path`` whole.
+
+    Created with mode ``0o777`` so the umask applies (``mkdtemp`` makes 0700). The old folder is
+    renamed aside, the new one renamed in, the old one removed; on failure nothing changes at
+    ``path``. Temp names carry the pid, so :func:`sweep_temp_files` removes a killed run's."""
+    import shutil
+    path = Path(path)
+    tmp = temp_name(path)
+    old = path.parent / f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}.old"
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        os.mkdir(tmp, 0o777)
+    except OSError as e:
+        raise storage_error(e, path) from None
+    moved = False
+    try:
+        yield tmp
+        if path.exists():
+            os.replace(path, old)
+            moved = True
+        os.replace(tmp, path)
+    except Exception as e:  # noqa: BLE001
+        if moved and not path.exists():
+            os.replace(old, path)             # put the previous folder back
+            moved = False
+        if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS,
+                                                  errno.EACCES, errno.EPERM):
+            raise storage_error(e, path) from None
+        if _looks_like_disk_full(e):
+            raise StorageError(f"cannot write {path}: disk full (no space left on the device); "
+                               "free space or choose another folder") from None
+        raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if moved:
+            shutil.rmtree(old, ignore_errors=True)
+
+
 def _looks_like_disk_full(e: BaseException) -> bool:
     text = f"{type(e).__name__}: {e}".lower()
     return ("no space left" in text or "enospc" in text or "disk quota" in text
@@ -158,9 +198,10 @@ def sweep_temp_files(dirs: Iterable[Path | str], started: float | None = None,
                      legacy_age_s: float = 3600.0) -> list[Path]:
     """Remove temp files of our own naming left by killed writers; returns what was removed.
 
-    Only ``.NAME.<pid>-<hex8>.tmp`` files whose pid is no longer running (or is this process, for
-    files older than ``started``), and old-style ``.NAME.<8 chars>.tmp`` files last touched more
-    than ``legacy_age_s`` before ``started``. Nothing else is touched; folders are not recursed.
+    Only ``.NAME.<pid>-<hex8>.tmp`` / ``.old`` files and folders (from :func:`atomic_path` and
+    :func:`atomic_dir`) whose pid is no longer running (or is this process, for ones older than
+    ``started``), and old-style ``.NAME.<8 chars>.tmp`` files last touched more than
+    ``legacy_age_s`` before ``started``. Nothing else is touched; ``dirs`` are not recursed.
     """
     started = time.time() if started is None else started
     me = os.getpid()
@@ -171,10 +212,11 @@ def sweep_temp_files(dirs: Iterable[Path | str], started: float | None = None,
         except OSError:
             continue
         for ent in entries:
-            if not ent.name.startswith(".") or not ent.name.endswith(".tmp"):
+            if not ent.name.startswith(".") or not ent.name.endswith((".tmp", ".old")):
                 continue
             try:
-                if not ent.is_file(follow_symlinks=False):
+                is_dir = ent.is_dir(follow_symlinks=False)
+                if not (is_dir or ent.is_file(follow_symlinks=False)):
                     continue
                 mtime = ent.stat(follow_symlinks=False).st_mtime
             except OSError:
@@ -184,10 +226,15 @@ def sweep_temp_files(dirs: Iterable[Path | str], started: float | None = None,
                 pid = int(m.group("pid"))
                 stale = (not _pid_alive(pid)) or (pid == me and mtime < started)
             else:
-                stale = bool(_LEGACY_TEMP_RE.match(ent.name)) and mtime < started - legacy_age_s
+                stale = (bool(_LEGACY_TEMP_RE.match(ent.name)) and not is_dir
+                         and mtime < started - legacy_age_s)
             if stale:
                 try:
-                    os.unlink(ent.path)
+                    if is_dir:
+                        import shutil
+                        shutil.rmtree(ent.path)
+                    else:
+                        os.unlink(ent.path)
                     removed.append(Path(ent.path))
                 except OSError:
                     pass

@@ -246,20 +246,9 @@ def atomic_dir(target: str | os.PathLike | AnyPath) -> Iterator[Path]:
     (a local rename, or: remote folder removed, then every file uploaded)."""
     t = path(target) if isinstance(target, (str, PurePath)) else target
     if not is_url(t):
-        t.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{t.name}.", suffix=".tmp", dir=t.parent))
-        old = None
-        try:
+        from curate.io import atomic_dir as local_atomic_dir   # umask-honouring, pid-named, swept
+        with local_atomic_dir(t) as tmp:
             yield tmp
-            if t.exists():
-                old = t.with_name(f".{t.name}.old-{os.getpid()}")
-                os.replace(t, old)
-            os.replace(tmp, t)
-        finally:
-            if tmp.exists():
-                shutil.rmtree(tmp, ignore_errors=True)
-            if old is not None and old.exists():
-                shutil.rmtree(old, ignore_errors=True)
         return
     tmp = Path(tempfile.mkdtemp(prefix=".curate-dir-"))
     try:

@@ -200,3 +200,25 @@ def test_lock_in_process_api(tmp_path):
     with exclusive_lock(lock, "again"):
         pass
     assert LockedError.__mro__[1].__name__ == "CurateError"
+
+
+def test_atomic_dir_honours_umask_and_killed_dirs_are_swept(tmp_path):
+    from curate.io import atomic_dir
+    target = tmp_path / "ds"
+    old = os.umask(0o022)
+    try:
+        with atomic_dir(target) as tmp:
+            (tmp / "part-0.arrow").write_bytes(b"new")
+        with pytest.raises(RuntimeError):
+            with atomic_dir(target) as tmp:
+                (tmp / "part-0.arrow").write_bytes(b"half")
+                raise RuntimeError("writer failed")
+    finally:
+        os.umask(old)
+    assert mode(target) == 0o755 and (target / "part-0.arrow").read_bytes() == b"new"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ds"]
+    dead = _dead_pid()
+    left = tmp_path / f".ds.{dead}-89abcdef.tmp"
+    left.mkdir()
+    (left / "part-0.arrow").write_bytes(b"partial")
+    assert sweep_temp_files([tmp_path]) == [left] and not left.exists()

@@ -94,12 +94,12 @@ def s3_client(endpoint_url: str | None = None, region: str | None = None, profil
     return session.client("s3", endpoint_url=endpoint_url, region_name=region, config=cfg)
 
 
-def s3_error(exc: BaseException, what: str) -> CurateError:
+def s3_error(exc: BaseException, what: str, endpoint_url: str | None = None) -> CurateError:
     """Translate botocore errors into messages that say what to check, credentials masked (an
     endpoint URL with userinfo, secret keys from the environment)."""
-    from curate.io import mask_secrets
+    from curate.io import mask_secrets, url_secrets
     err = _s3_error(exc, what)
-    return type(err)(mask_secrets(str(err)))
+    return type(err)(mask_secrets(str(err), url_secrets(endpoint_url)))
 
 
 def _s3_error(exc: BaseException, what: str) -> CurateError:
@@ -207,8 +207,9 @@ class S3Source(Source):
                 self._client = s3_client(c.endpoint_url, c.region, c.profile, c.max_attempts, c.retry_mode)
             except ValueError as e:          # botocore: "Invalid endpoint: <the URL, userinfo and all>"
                 from curate.io import mask_secrets
+                from curate.io import url_secrets
                 raise DataError(mask_secrets(f"source {self.origin}: cannot use endpoint_url "
-                                             f"{c.endpoint_url}: {e}")) from None
+                                             f"{c.endpoint_url}: {e}", url_secrets(c.endpoint_url))) from None
         return self._client
 
     def describe(self) -> str:
@@ -246,9 +247,9 @@ class S3Source(Source):
             if str(e.response.get("Error", {}).get("Code")) == "404":   # head_bucket says 404
                 raise DataError(f"{where}: NoSuchBucket: the bucket does not exist (check the name, "
                                 "endpoint_url and region)") from None
-            raise s3_error(e, where) from None
+            raise s3_error(e, where, c.endpoint_url) from None
         except BotoCoreError as e:
-            raise s3_error(e, where) from None
+            raise s3_error(e, where, c.endpoint_url) from None
         if c.format == "auto":
             from curate.connectors._textio import format_for
             unknown = [o["Key"] for o in found if format_for(o["Key"]) is None]
@@ -317,7 +318,7 @@ class S3Source(Source):
                     finally:
                         body.close()
             except (ClientError, BotoCoreError) as e:
-                raise s3_error(e, f"source {self.origin}: {locator}") from None
+                raise s3_error(e, f"source {self.origin}: {locator}", self.config.endpoint_url) from None
 
 
 # ------------------------------------------------------------------------------------ the sink
@@ -373,9 +374,6 @@ class S3Sink(Sink):
         return fmt, gz
 
     def write(self, df: pl.DataFrame, seed: int) -> list[Path]:
-        import gzip
-        import shutil
-
         require("boto3", extra="s3")
         from boto3.s3.transfer import TransferConfig
         require("botocore", extra="s3")
@@ -388,18 +386,11 @@ class S3Sink(Sink):
             df = df.select(c.columns)
         bucket, key = parse_s3_url(c.url)
         with tempfile.TemporaryDirectory(prefix="curate-s3-") as tmp:
+            # the same bytes as the jsonl/csv/parquet file outputs (fixed gzip header): only the
+            # upload below (multipart, boto3 retries and errors) is S3's own
+            from curate.connectors.files.outputs import write_format
             path = Path(tmp) / "data"
-            if fmt == "jsonl":
-                df.write_ndjson(path)
-            elif fmt == "csv":
-                from curate.connectors.sql import json_text
-                df.with_columns(json_text(n) for n, t in df.schema.items() if t.is_nested()).write_csv(path)
-            else:
-                df.write_parquet(path)
-            if gz:
-                with open(path, "rb") as src, gzip.open(str(path) + ".gz", "wb") as dst:
-                    shutil.copyfileobj(src, dst, 1 << 20)
-                path = Path(str(path) + ".gz")
+            write_format(df, fmt, path, gz=gz)
             mb = 1024 * 1024
             tcfg = TransferConfig(multipart_threshold=c.multipart_threshold_mb * mb,
                                   multipart_chunksize=c.multipart_chunk_mb * mb)
@@ -407,8 +398,10 @@ class S3Sink(Sink):
                 client = s3_client(c.endpoint_url, c.region, c.profile, c.max_attempts)
                 client.upload_file(str(path), bucket, key, Config=tcfg)
             except (ClientError, BotoCoreError) as e:
-                raise s3_error(e, f"output s3: {c.url}") from None
+                raise s3_error(e, f"output s3: {c.url}", c.endpoint_url) from None
             except Exception as e:  # noqa: BLE001 - boto3's S3UploadFailedError wraps ClientError
                 from curate.io import mask_secrets
-                raise CurateError(mask_secrets(f"output s3: {c.url}: upload failed: {e}")) from None
+                from curate.io import url_secrets
+                raise CurateError(mask_secrets(f"output s3: {c.url}: upload failed: {e}",
+                                               url_secrets(c.endpoint_url))) from None
         return []

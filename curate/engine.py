@@ -16,108 +16,15 @@ from curate import __version__
 from curate import records as R
 from curate import storage
 from curate.cache import (ShardStore, StepCache, fingerprint, frame_fingerprint, sha256_file,
-                          write_json, write_parquet, atomic_path)
-from curate.errors import CurateError, DataError, StepError
+                          write_json, write_parquet)
+from curate.errors import CurateError, DataError
 from curate.io import mask_obj, sweep_temp_files
 from curate.runs import (link_or_copy, new_run_dir, only_description, point_latest, resolve_only,
-                         step_labels)
+                         step_labels, write_rejects)
 from curate.step import Step, StepContext, StepResult
+from curate.runresult import (LIBRARIES, RunResult, StepReport, check_accounting,  # noqa: F401
+                              library_versions)
 from curate.yamlfile import key_path, line_for
-
-LIBRARIES = ("polars", "pyarrow", "pandas", "numpy", "pydantic", "datasets", "transformers", "torch",
-             "tokenizers", "spacy", "nltk", "nlpaug", "scikit-learn", "imbalanced-learn", "ftfy",
-             "lingua-language-detector", "sqlalchemy", "boto3", "beautifulsoup4", "peft", "trl",
-             "sentence-transformers", "rensa")
-
-
-def library_versions() -> dict[str, str]:
-    from importlib.metadata import PackageNotFoundError, version
-    out = {"python": platform.python_version()}
-    for name in LIBRARIES:
-        try:
-            out[name] = version(name)
-        except PackageNotFoundError:
-            pass
-    return out
-
-
-@dataclass
-class StepReport:
-    """One line of the closing table."""
-
-    kind: str                      # "source", "step" or "output"
-    name: str
-    rows_in: int = 0
-    rows_out: int = 0
-    rows_rejected: int = 0
-    rows_created: int = 0
-    seconds: float = 0.0
-    cached: bool = False
-    extra: dict[str, Any] = field(default_factory=dict)
-    failed: bool = False           # the run stopped here (the closing table says so)
-
-
-@dataclass
-class RunResult:
-    """What :meth:`Pipeline.run` returns: the manifest, paths written and per-step reports."""
-
-    manifest: dict[str, Any]
-    manifest_path: Path | None
-    outputs: list[Path]
-    rejects_path: Path | None
-    reports: list[StepReport]
-    final_path: Path | None = None
-    planned: bool = False
-    training: Any = None           # curate.train.TrainResult when a train: section ran
-    run_dir: Path | None = None    # out/<name>/runs/<UTC time>/: this run's manifest and rejects
-    failed: bool = False           # attached to the exception of a failed run (``e.result``)
-
-    def data(self) -> pl.DataFrame:
-        """The final table (after the last step)."""
-        if self.final_path is None:
-            raise CurateError("no data: the run was a dry run")
-        return pl.read_parquet(self.final_path)
-
-    def rejects(self) -> pl.DataFrame:
-        """Every rejected row with step, reason and detail; with no rejects, an empty table that
-        still has those columns and the data's (so filters and joins on it work)."""
-        if self.rejects_path is None or not self.rejects_path.exists():
-            lead = pl.DataFrame(schema={c: pl.String for c in (R.STEP, R.REASON, R.DETAIL, R.ID, R.SOURCE, R.ORIGIN)})
-            if self.final_path is not None and self.final_path.exists():
-                data = pl.read_parquet_schema(self.final_path)
-                return lead.hstack(pl.DataFrame(schema={c: t for c, t in data.items() if c not in lead.columns}))
-            return lead
-        if self.rejects_path.suffix == ".parquet":
-            return pl.read_parquet(self.rejects_path)
-        return pl.read_ndjson(self.rejects_path, infer_schema_length=None)
-
-    # Python API: the final table in the shape your next tool wants
-    def to_polars(self) -> pl.DataFrame:
-        """The final table as a polars DataFrame (same as :meth:`data`)."""
-        return self.data()
-
-    def to_pandas(self):
-        """The final table as a pandas DataFrame (Arrow-backed; needs pandas: the [ml] extra)."""
-        from curate.extras import require
-        require("pandas", extra="ml", what="RunResult.to_pandas")
-        return self.data().to_pandas()
-
-    def to_dataset(self):
-        """The final table as a ``datasets.Dataset`` (zero-copy from Arrow; the [ml] extra)."""
-        from curate.extras import require
-        datasets = require("datasets", extra="ml", what="RunResult.to_dataset")
-        return datasets.Dataset(self.data().to_arrow())
-
-    @property
-    def all_cached(self) -> bool:
-        """Every source and step came from the cache (outputs may still have been rewritten)."""
-        return all(r.cached for r in self.reports if r.kind in ("source", "step"))
-
-    @property
-    def nothing_written(self) -> bool:
-        """All cached and no output rewritten: the run changed nothing."""
-        return self.all_cached and all(r.cached for r in self.reports if r.kind == "output")
-
 
 @dataclass
 class _RunState:
@@ -132,31 +39,6 @@ class _RunState:
     current_fp: str | None = None
     where: tuple[str, tuple] | None = None   # ("steps[2].clean", key path) of the running part
     current: StepReport | None = None        # its report, until it finishes
-
-
-def check_accounting(step: str, df_in: pl.DataFrame, kept: pl.DataFrame,
-                     rejected: pl.DataFrame) -> int:
-    """Every input id must leave exactly once (kept or rejected); returns rows created."""
-    parts = [f.select(pl.col(R.ID).cast(pl.String)) for f in (kept, rejected) if f.height]
-    out_ids = pl.concat(parts) if parts else pl.DataFrame({R.ID: []}, schema={R.ID: pl.String})
-    for f, what in ((kept, "kept"), (rejected, "rejected")):
-        if f.height and R.ID not in f.columns:
-            raise StepError(f"step {step}: {what} rows have no `id` column")
-    if rejected.height:
-        if R.REASON not in rejected.columns or rejected[R.REASON].null_count():
-            raise StepError(f"step {step}: rejected rows must all carry a `reason`")
-    dup = out_ids.filter(pl.col(R.ID).is_duplicated())
-    if dup.height:
-        raise StepError(f"step {step}: accounting broken: id {dup[R.ID][0]!r} leaves the step "
-                        f"{dup.filter(pl.col(R.ID) == dup[R.ID][0]).height} times")
-    in_ids = df_in.select(pl.col(R.ID).cast(pl.String))
-    lost = in_ids.join(out_ids, on=R.ID, how="anti")
-    if lost.height:
-        raise StepError(f"step {step}: accounting broken: {lost.height} input rows neither kept nor "
-                        f"rejected (e.g. id {lost[R.ID][0]!r})")
-    created = out_ids.height - in_ids.height
-    assert df_in.height + created == kept.height + rejected.height
-    return created
 
 
 class Engine:
@@ -187,8 +69,9 @@ class Engine:
         cache (only ``.NAME.<pid>-<hex>.tmp`` of dead pids; see :func:`curate.io.sweep_temp_files`)."""
         dirs = {Path(self.p.out_dir)} | {Path(t).parent for s in self.p.outputs for t in s.targets()
                                          if not storage.is_url(t)}      # remote targets leave no temp files
-        if self.cache_root.is_dir():
-            dirs |= {Path(d) for d, _, _ in os.walk(self.cache_root)}
+        for root in (self.cache_root, Path(self.p.out_dir)):   # run folders, shards, entries
+            if root.is_dir():
+                dirs |= {Path(d) for d, _, _ in os.walk(root)}
         self.swept = sweep_temp_files(dirs)
         if self.swept and self.console is not None:
             self.console.print(f"removed {len(self.swept)} temp file(s) left by an interrupted run")
@@ -596,26 +479,4 @@ class Engine:
         return rep, files
 
     def _write_rejects(self, frames: list, out_dir: Path) -> Path | None:
-        loaded = []
-        for f in frames:
-            if isinstance(f, tuple):
-                _, cache = f
-                rp = cache.dir / "rejected.parquet"
-                if rp.exists():
-                    loaded.append(pl.read_parquet(rp))
-            else:
-                loaded.append(f)
-        path = out_dir / f"rejects.{self.p.rejects_format}"
-        if not loaded:
-            if path.exists():
-                path.unlink()
-            return None
-        df = R.concat(loaded)
-        lead = [c for c in (R.STEP, R.REASON, R.DETAIL, R.ID, R.SOURCE, R.ORIGIN) if c in df.columns]
-        df = df.select(lead + [c for c in df.columns if c not in lead])
-        if self.p.rejects_format == "parquet":
-            write_parquet(df, path)
-        else:
-            with atomic_path(path) as tmp:
-                df.write_ndjson(tmp)
-        return path
+        return write_rejects(frames, out_dir / f"rejects.{self.p.rejects_format}", self.p.rejects_format)

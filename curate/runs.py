@@ -126,3 +126,33 @@ def link_or_copy(src: Path, dst: Path) -> None:
     except OSError:
         shutil.copyfile(src, tmp)
     os.replace(tmp, dst)
+
+
+def write_rejects(frames: list, path: Path, fmt: str) -> Path | None:
+    """Write every rejected row (frames, or ``("cache", StepCache)`` entries read from the cache)
+    to ``path``, bookkeeping columns first; no rejects: remove a stale file, return None."""
+    import polars as pl
+
+    from curate import records as R
+    from curate.cache import atomic_path, write_parquet
+    loaded = []
+    for f in frames:
+        if isinstance(f, tuple):
+            rp = f[1].dir / "rejected.parquet"
+            if rp.exists():
+                loaded.append(pl.read_parquet(rp))
+        else:
+            loaded.append(f)
+    if not loaded:
+        if path.exists():
+            path.unlink()
+        return None
+    df = R.concat(loaded)
+    lead = [c for c in (R.STEP, R.REASON, R.DETAIL, R.ID, R.SOURCE, R.ORIGIN) if c in df.columns]
+    df = df.select(lead + [c for c in df.columns if c not in lead])
+    if fmt == "parquet":
+        write_parquet(df, path)
+    else:
+        with atomic_path(path) as tmp:
+            df.write_ndjson(tmp)
+    return path

@@ -136,10 +136,11 @@ def _split(data: bytes | None, stream: BinaryIO, codec: str, limit: int, offset:
     no, pending, psize = 0, [], 0
     skipping, head, skipped = False, b"", 0
     problem = None
+    read = getattr(stream, "read1", stream.read)     # read1: what one step gave, kept on a failure
     while True:
         if data is None:
             try:
-                data = stream.read(CHUNK_BYTES)
+                data = read(CHUNK_BYTES)
             except ReadProblem as e:
                 problem, data = e, b""
         eof = not data

@@ -91,7 +91,7 @@ def read_exactly(stream: BinaryIO, n: int) -> bytes:
     """Up to ``n`` bytes, however short the stream's reads are (fewer only at the end)."""
     parts, size = [], 0
     while size < n:
-        b = stream.read(n - size)
+        b = stream.read(min(n - size, 1 << 20))     # never ask for a huge buffer up front
         if not b:
             break
         parts.append(b)
@@ -115,7 +115,7 @@ class Decompressed(io.RawIOBase):
 
     def readinto(self, b: Any) -> int:
         try:
-            data = self.inner.read(len(b))
+            data = self.inner.read1(len(b))     # one step at a time: a failure loses little
         except self._ERRORS as e:
             raise ReadProblem(self.locator, "bad_compression",
                               f"{self.kind} stream is corrupt or truncated after {self.out} "

@@ -111,3 +111,14 @@ def test_bad_in_memory_data_is_a_clear_error(tmp_path):
         _run(from_frame([{"text": "a"}, "not a row"]), tmp_path)
     with pytest.raises(DataError, match="cannot read a"):
         Clean().run(pa.array([1, 2]))
+
+
+def test_dataset_dict_and_lazy_frames_are_sources(tmp_path):
+    import datasets
+    dd = datasets.DatasetDict({"train": datasets.Dataset.from_list(ROWS[:2]),
+                               "test": datasets.Dataset.from_list(ROWS[3:])})
+    res = Pipeline(name="dd", sources=[from_frame(dd, name="dd"), pl.LazyFrame(ROWS[:1])],
+                   workdir=str(tmp_path / "w"), out_dir=str(tmp_path / "o")).run()
+    out = res.to_polars()
+    assert out.filter(pl.col("origin") == "dd")["split"].to_list() == ["train", "train", "test"]
+    assert out.filter(pl.col("origin") == "memory").height == 1

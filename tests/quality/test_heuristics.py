@@ -108,3 +108,17 @@ def test_details_and_manifest_counts_through_the_engine(tmp_path):
     assert sorted(rej["reason"].to_list()) == ["bullet_lines", "symbol_ratio", "too_few_words"]
     assert rej.filter(pl.col("reason") == "too_few_words")["detail"][0] == "1.0 < 3"
     assert r.data()["text"].to_list() == [PROSE]
+
+
+def test_pipeline_file_errors_name_file_line_and_key(tmp_path):
+    from curate.errors import PipelineErrors
+    from curate.pipeline import load_yaml
+    f = tmp_path / "p.yaml"
+    f.write_text("name: q\nsources:\n  - inline: {rows: [{text: a}]}\nsteps:\n"
+                 "  - quality_word_count:\n      fields: {text: {min_stop_words: 1}}\n"
+                 "  - quality_alpha: {language: xx}\n")
+    with pytest.raises(PipelineErrors) as e:
+        load_yaml(f)
+    msg = str(e.value)
+    assert f"{f}:5" in msg and "unknown threshold(s) ['min_stop_words']" in msg
+    assert f"{f}:7" in msg and "no defaults for language 'xx'" in msg

@@ -38,6 +38,13 @@ _SECRET_KEYS = re.compile(r"(secret|password|passwd|token|credential|^key$|acces
 _EXTRA_FOR = {"s3": "s3", "s3a": "s3"}
 
 AnyPath = Any        # pathlib.Path or upath.UPath
+#: Stores without folders: a missing parent is a missing bucket/container, never created.
+_OBJECT_STORES = {"s3", "s3a", "gs", "gcs", "az", "abfs", "abfss", "adl", "oss", "r2"}
+
+
+def _protocols(p: Any) -> tuple[str, ...]:
+    proto = getattr(p, "protocol", "") or ""
+    return tuple(proto) if isinstance(proto, (tuple, list)) else (proto,)
 
 
 def is_url(p: str | os.PathLike | Any) -> bool:
@@ -228,16 +235,25 @@ def atomic_path(target: str | os.PathLike | AnyPath) -> Iterator[Path]:
 
 def put_file(local: Path, target: AnyPath) -> None:
     """Upload ``local`` to remote ``target`` (its parent created where the store has folders)."""
-    fs = target.fs
     try:
-        parent = target.parent.path
-        if parent and parent not in ("/", ""):
-            fs.makedirs(parent, exist_ok=True)
-        fs.put_file(str(local), target.path)
+        fs = target.fs
+        try:
+            fs.put_file(str(local), target.path)
+        except FileNotFoundError:
+            # a filesystem with real folders (sftp, local-like): make the parent, try again. Never on
+            # object stores, where "making the parent" would create a bucket.
+            if _OBJECT_STORES & set(_protocols(target)):
+                raise
+            fs.makedirs(target.parent.path, exist_ok=True)
+            fs.put_file(str(local), target.path)
     except ImportError as e:
         raise _missing_extra(e, target) from None
     except PermissionError as e:
         raise CurateError(f"{target}: write denied ({e}); check the credentials in the environment") from None
+    except FileNotFoundError as e:
+        raise CurateError(f"{target}: cannot write: {e or 'the bucket or container does not exist'}") from None
+    except OSError as e:
+        raise CurateError(f"{target}: cannot write: {type(e).__name__}: {e}") from None
 
 
 @contextmanager
@@ -279,10 +295,11 @@ def gzip_writer(raw: IO[bytes]) -> Iterator[gzip.GzipFile]:
 
 # ----------------------------------------------------------------------------- facts
 def exists(p: Any) -> bool:
+    """True when ``p`` exists; False also when the store cannot be asked (no extra, no access)."""
     p = path(p) if isinstance(p, (str, PurePath)) else p
     try:
         return p.exists()
-    except ImportError:
+    except (ImportError, OSError, CurateError):
         return False
 
 

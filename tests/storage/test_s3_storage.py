@@ -65,3 +65,14 @@ def test_missing_bucket_names_the_url(tmp_path, s3_endpoint):
     with pytest.raises(DataError, match="s3://no-such-bucket-xyz/in"):
         _pipeline(str(tmp_path / "o"), "s3://no-such-bucket-xyz/in/*.jsonl",
                   {"endpoint_url": s3_endpoint}, tmp_path / "w").run()
+
+
+def test_output_to_a_missing_bucket_is_a_clear_error(tmp_path, s3_endpoint):
+    from curate.errors import CurateError
+    (tmp_path / "in.jsonl").write_text('{"text": "one two three four"}\n')
+    p = Pipeline(name="nb", workdir=str(tmp_path / "w"), out_dir=str(tmp_path / "o"),
+                 sources=[{"jsonl": {"path": str(tmp_path / "in.jsonl")}}],
+                 outputs=[{"jsonl": {"path": "s3://no-such-bucket-out-xyz/x/rows.jsonl",
+                                     "storage_options": {"endpoint_url": s3_endpoint}}}])
+    with pytest.raises(CurateError, match="s3://no-such-bucket-out-xyz/x/rows.jsonl"):
+        p.run()

@@ -99,7 +99,7 @@ def build(pipeline: Path = typer.Argument(..., help="Pipeline YAML file."),
         return
     if result.manifest.get("only"):
         out.print(f"--only ran {result.manifest['only']['description']}; outputs and "
-                  f"out/{p.name}/manifest.json untouched")
+                  f"{p.out_dir / 'manifest.json'} untouched", highlight=False)
     elif result.nothing_written:
         out.print("every step cached: nothing recomputed")
     elif result.all_cached:

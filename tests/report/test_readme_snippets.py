@@ -40,7 +40,8 @@ def snippets() -> list:
         before = text[:m.start()].rstrip("\n").rsplit("\n", 1)[-1]
         mark = MARK.search(before)
         kind = None if mark is None else (mark.group(1) or "skip")
-        out.append(pytest.param(lang, body, kind, line, id=f"README.md:{line}:{lang}"))
+        marks = [pytest.mark.slow] if lang == "python" else []      # they run pipelines
+        out.append(pytest.param(lang, body, kind, line, id=f"README.md:{line}:{lang}", marks=marks))
     return out
 
 
@@ -50,11 +51,12 @@ def previous_python(line: int) -> str:
     return blocks[-1][1]
 
 
-@pytest.fixture
-def workdir(tmp_path, monkeypatch):
-    (tmp_path / "pipelines").symlink_to(REPO / "pipelines")
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory):
+    """One folder for every snippet, so the Python blocks share the quickstart's cache."""
+    tmp = tmp_path_factory.mktemp("readme")
+    (tmp / "pipelines").symlink_to(REPO / "pipelines")
+    return tmp
 
 
 def test_readme_has_snippets():

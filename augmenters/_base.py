@@ -78,12 +78,14 @@ def augmenter_class(name: str) -> type[Augmenter]:
     if name not in _AUGMENTERS and name in _MODULES:
         importlib.import_module(_MODULES[name])
     if name not in _AUGMENTERS:
-        raise CurateError(f"unknown augmenter {name!r}; known: {', '.join(sorted(_MODULES))}")
+        raise CurateError(f"unknown augmenter {name!r}; known: {', '.join(sorted(set(_MODULES) | set(_AUGMENTERS)))}")
     return _AUGMENTERS[name]
 
 
-def build_augmenter(spec: "str | dict[str, Any] | Augmenter") -> Augmenter:
-    """``"noise"`` / ``{"embedding_swap": {"aug_p": 0.2}}`` / an instance -> an Augmenter."""
+def build_augmenter(spec: "str | dict[str, AugmenterConfig | dict[str, Any] | None] | Augmenter") -> Augmenter:
+    """``"noise"`` / ``{"embedding_swap": {"aug_p": 0.2}}`` / ``{"wordnet": WordNetConfig()}`` / an
+    instance -> an Augmenter. Pipeline options reach here already checked by
+    :mod:`curate.augmenters.spec`."""
     if isinstance(spec, Augmenter):
         return spec
     if isinstance(spec, str):

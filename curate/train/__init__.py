@@ -43,7 +43,8 @@ def load_train_config(path: str | Path) -> TrainConfig:
     manifest = None
     if "train" in raw and "sources" in raw:          # a pipeline file with a train: section
         # the pipeline's manifest (where `curate build` writes it) is the default provenance
-        manifest = str(Path(raw.get("out_dir") or Path("out") / str(raw.get("name", "pipeline"))) / "manifest.json")
+        top = resolve_env({k: raw.get(k) for k in ("out_dir", "name")}, (), [])   # ${env:} in out_dir/name
+        manifest = str(Path(top.get("out_dir") or Path("out") / str(top.get("name") or "pipeline")) / "manifest.json")
         raw, prefix = raw["train"], ("train",)
     missing: list = []
     data = resolve_env(raw, prefix, missing)

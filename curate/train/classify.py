@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from curate.errors import CurateError, DataError
+from curate.extras import require
 
 WEIGHT_KEYS = ("class_weights_after", "class_weights")      # curate.steps.balance records both
 COUNT_KEYS = ("after", "counts_after", "distribution_after", "counts", "distribution", "label_counts")
@@ -53,7 +54,12 @@ def class_weights(cfg, labels: list[str], train_labels: list[str]) -> list[float
     if cw == "none":
         return None
     if cw == "manifest":
-        return weights_from_manifest(cfg.classification.manifest or cfg.provenance, labels)
+        # a pipeline's train: section gets provenance (its manifest) filled in when it is loaded
+        path = cfg.classification.manifest or cfg.provenance
+        if not path:
+            raise CurateError("class_weights: manifest needs classification.manifest (or provenance) to name a "
+                              "manifest.json")
+        return weights_from_manifest(path, labels)
     if isinstance(cw, dict):
         unknown = set(cw) - set(labels)
         if unknown:
@@ -64,7 +70,9 @@ def class_weights(cfg, labels: list[str], train_labels: list[str]) -> list[float
 
 
 def _weighted_trainer_cls():
+    require("torch", extra="train")
     import torch
+    require("transformers", extra="train")
     from transformers import Trainer
 
     class WeightedTrainer(Trainer):
@@ -87,6 +95,7 @@ def _weighted_trainer_cls():
 
 def build_trainer(cfg, model, tok, splits, args: dict[str, Any], callbacks: list):
     import numpy as np
+    require("transformers", extra="train")
     from transformers import DataCollatorWithPadding, TrainingArguments
 
     from curate.train.metrics import classification_metrics

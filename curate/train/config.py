@@ -132,8 +132,6 @@ class TrainConfig(_Model):
     def _coherent(self) -> "TrainConfig":
         if self.objective == "classification" and self.method.kind == "prompt_tuning":
             raise ValueError("prompt_tuning is for causal LMs; use lora, dora, full or freeze for classification")
-        if self.classification.class_weights == "manifest" and not (self.classification.manifest or self.provenance):
-            raise ValueError("class_weights: manifest needs classification.manifest (or provenance) to name a manifest.json")
         return self
 
     @property

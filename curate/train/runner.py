@@ -259,6 +259,8 @@ def run_training(config: TrainConfig | dict, console: Any = None) -> TrainResult
             final_eval["eval_perplexity"] = math.exp(min(final_eval["eval_loss"], 50.0))
     test_eval: dict[str, Any] = {}
     if splits.test is not None:
+        from transformers import EarlyStoppingCallback
+        trainer.remove_callback(EarlyStoppingCallback)      # it would look for eval_loss among test_* keys
         test_eval = trainer.evaluate(eval_dataset=_eval_view(cfg, trainer, splits.test), metric_key_prefix="test")
         if "test_loss" in test_eval:
             test_eval["test_perplexity"] = math.exp(min(test_eval["test_loss"], 50.0))

@@ -168,3 +168,16 @@ def test_sft_everything_dropped_fails_with_a_max_length(tiny_lm, tmp_path, jsonl
     assert "every train row (6) was dropped with training.max_length 32" in msg
     assert "6 answer truncated away" in msg and "Set training.max_length to" in msg and "p99" in msg
     assert "num_samples" not in msg
+
+
+def test_pipeline_train_section_with_manifest_weights_and_env_out_dir(tmp_path, monkeypatch):
+    """`class_weights: manifest` in a pipeline's train: section is valid (the manifest is the
+    pipeline's own), and an ${env:} out_dir is resolved when the manifest path is derived."""
+    from curate.train import load_train_config
+    monkeypatch.setenv("RUN_DIR", str(tmp_path / "run"))
+    p = tmp_path / "p.yaml"
+    p.write_text("name: t\nout_dir: ${env:RUN_DIR}/out\nsources:\n  - jsonl: {path: x.jsonl}\n"
+                 "train:\n  model: m\n  objective: classification\n  data: {train: x.jsonl}\n"
+                 "  classification: {class_weights: manifest}\n", encoding="utf-8")
+    cfg = load_train_config(p)
+    assert cfg.provenance == str(tmp_path / "run" / "out" / "manifest.json")

@@ -160,12 +160,14 @@ class WeakLabel(Step):
             pl.DataFrame({f.name: [] for f in c.functions}, schema={f.name: pl.String for f in c.functions})
         labels = list(c.labels) if c.labels else sorted(
             {v for s in votes.iter_columns() for v in s.drop_nulls().unique().to_list()}
+            | {f.label for f in c.functions if f.label}
             | (set(df.get_column(c.gold_column).drop_nulls().cast(pl.String).unique().to_list()) if c.gold_column else set()))
         unknown = sorted({v for s in votes.iter_columns() for v in s.drop_nulls().unique().to_list()} - set(labels))
         if unknown:
             raise StepError(f"weak_label: functions voted labels not in `labels` {labels}: {unknown}")
-        if not labels:
+        if not labels and df.height:
             raise StepError("weak_label: no labels (no function voted and no `labels` given)")
+        labels = labels or ["_"]
         index = {lab: i for i, lab in enumerate(labels)}
         L = np.column_stack([s.replace_strict(index, default=-1, return_dtype=pl.Int64).to_numpy()
                              for s in votes.iter_columns()]) if df.height else np.zeros((0, len(c.functions)), dtype=np.int64)

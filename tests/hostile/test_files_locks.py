@@ -126,7 +126,9 @@ import curate.engine as E
 orig = E.Engine.run
 def slow_run(self, *a, **k):
     open(READY, "w").write(str(os.getpid()))
-    time.sleep(HOLD_S)
+    deadline = time.time() + HOLD_S          # hold the lock until the test says go (or HOLD_S)
+    while not os.path.exists(GO) and time.time() < deadline:
+        time.sleep(0.05)
     return orig(self, *a, **k)
 E.Engine.run = slow_run
 Pipeline.from_yaml(PATH).run()
@@ -136,7 +138,8 @@ result = time.time()
 
 def _start_holder(tmp_path: Path, f: Path, hold_s: float) -> tuple[subprocess.Popen, Path]:
     ready = tmp_path / "ready"
-    src = f"READY = {str(ready)!r}\nHOLD_S = {hold_s}\nPATH = {str(f)!r}\n" + HOLD
+    src = (f"READY = {str(ready)!r}\nGO = {str(tmp_path / 'go')!r}\nHOLD_S = {hold_s}\n"
+           f"PATH = {str(f)!r}\n" + HOLD)
     proc = subprocess.Popen([sys.executable, "-c", "import json, time\nresult = None\n" + src +
                              "\nprint(json.dumps(result))"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True)
@@ -175,16 +178,23 @@ def test_second_build_fails_fast_naming_the_holder(tmp_path):
 @pytest.mark.slow
 def test_second_build_waits_with_wait(tmp_path):
     f = pipeline(tmp_path)
-    holder, _ = _start_holder(tmp_path, f, hold_s=4)
+    holder, _ = _start_holder(tmp_path, f, hold_s=90)
+    second = subprocess.Popen([sys.executable, "-c", "from curate.cli import main; main()", "build", str(f),
+                               "--quiet", "--no-report", "--wait"], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True)
     try:
-        second = _cli(f, "--wait")
+        line = second.stderr.readline()              # blocks until the second build says it waits
+        assert f"waiting for pid {holder.pid}" in line, line + second.stderr.read()
+        assert second.poll() is None
+        (tmp_path / "go").touch()                    # let the first build finish
         out, err = holder.communicate(timeout=120)
+        assert holder.returncode == 0, err
+        out2, err2 = second.communicate(timeout=120)
     finally:
         holder.kill()
-    assert holder.returncode == 0, err
-    assert second.returncode == 0, second.stderr
-    assert f"waiting for pid {holder.pid}" in second.stderr
-    assert "every step cached" in second.stdout     # it ran after the first, on its caches
+        second.kill()
+    assert second.returncode == 0, err2
+    assert "every step cached" in out2               # it ran after the first, on its caches
 
 
 def test_lock_in_process_api(tmp_path):

@@ -122,3 +122,15 @@ def test_pipeline_file_errors_name_file_line_and_key(tmp_path):
     msg = str(e.value)
     assert f"{f}:5" in msg and "unknown threshold(s) ['min_stop_words']" in msg
     assert f"{f}:7" in msg and "no defaults for language 'xx'" in msg
+
+
+def test_fineweb_line_rules():
+    menu = "Home\nNews\nSport\nWeather\n\n   \nContact us\nA much longer line of text ending without a stop"
+    prose = "The first line of the story ends with a full stop.\nThe second one ends likewise, quite plainly."
+    step = H.Lines(min_punct_lines_frac=0.12, max_short_lines_frac=0.67)
+    got = reasons(run_step(step, frame([menu, prose])))
+    assert got == {"r0": "few_punct_lines"}
+    got = reasons(run_step(H.Lines(max_short_lines_frac=0.67), frame([menu, prose])))
+    assert got == {"r0": "short_lines"}
+    res = run_step(H.Lines(max_short_lines_frac=0.5), frame(["ok\n" + " " * 40 + "\n" + "x" * 40]))
+    assert res.rejected.height == 0          # 1 short line of 2 non-blank lines; blank lines never count

@@ -57,6 +57,7 @@ _ELLIPSIS_LINE = r"(?m)(?:\.\.\.|…)[ \t]*$"
 _LINE = r"(?m)^.*\S.*$"
 _PUNCT_LINE = r"(?m)[.!?\"'”’)\]][ \t]*$"
 _SHORT_LINE = r"(?m)^[^\n]{0,30}$"
+_BLANK_SHORT_LINE = r"(?m)^[^\S\n]{0,30}$"
 
 
 def text(col: str) -> pl.Expr:
@@ -83,10 +84,11 @@ def n_lines(col: str) -> pl.Expr:
     return text(col).str.count_matches(_LINE)
 
 
-def line_frac(col: str, pattern: str, nonempty_only: bool = True) -> pl.Expr:
+def line_frac(col: str, pattern: str, blank_pattern: str | None = None) -> pl.Expr:
+    """Lines matching ``pattern`` (minus those matching ``blank_pattern``) ÷ non-empty lines."""
     hits = text(col).str.count_matches(pattern)
-    if not nonempty_only:      # short lines: every line counts, empty ones excepted
-        hits = hits - text(col).str.count_matches(r"(?m)^[ \t]*$")
+    if blank_pattern is not None:
+        hits = hits - text(col).str.count_matches(blank_pattern)
     return (hits / n_lines(col).replace(0, None)).fill_null(0.0)
 
 
@@ -103,7 +105,8 @@ def punct_frac(col: str) -> pl.Expr:
 
 
 def short_line_frac(col: str) -> pl.Expr:
-    return line_frac(col, _SHORT_LINE, nonempty_only=False)
+    """Non-blank lines of at most 30 characters ÷ non-blank lines (FineWeb)."""
+    return line_frac(col, _SHORT_LINE, _BLANK_SHORT_LINE)
 
 
 def alpha_frac(col: str) -> pl.Expr:

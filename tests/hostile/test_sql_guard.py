@@ -38,6 +38,11 @@ REFUSED = [
     ("select pg_read_file('/etc/passwd')", "postgres", "pg_read_file"),
     ("select set_config('default_transaction_read_only', 'off', false)", "postgres", "set_config"),
     ("select pg_sleep(3600)", "postgres", "pg_sleep"),
+    ("select query_to_xml('select lo_import(''/etc/passwd'')', true, true, '')", "postgres", "query_to_xml"),
+    ("select * from dblink('dbname=x', 'select 1') as t(a int)", "postgres", "dblink"),
+    ("select pg_catalog.\"lo_export\"(1, '/tmp/x')", "postgres", "lo_export"),
+    ("select * from t where x in (select lo_import('/etc/passwd'))", "postgres", "lo_import"),
+    ("select pg_create_physical_replication_slot('x')", "postgres", "pg_create_physical_replication_slot"),
     ("select * from t for update", "postgres", "locking"),
     ("select * from t lock in share mode", "mysql", "locking"),
     ("select load_file('/etc/passwd')", "mysql", "load_file"),
@@ -62,6 +67,8 @@ ALLOWED = [
     ("select `insert` from t", "mysql"),
     ("select @@session.tx_read_only as ro", "mysql"),
     ("select $$ ; drop table t $$ as s", "postgres"),
+    ("select x from generate_series(1, 10) as x", "postgres"),
+    ("select pg_catalog.upper(body), lower(body) from t", "postgres"),
 ]
 _GUARD_CHILD = """
 from curate.connectors.sql_guard import check_read_only

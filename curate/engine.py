@@ -263,7 +263,9 @@ class Engine:
         m = st.manifest
         m["run_dir"] = str(run_dir)
         rejects_path = self._write_rejects(st.reject_frames, run_dir)
-        full = only is None
+        # Only a full run that finished replaces out/<name>/manifest.json and rejects: an --only or
+        # failed run holds partial data, and the outputs on disk still belong to the last full run.
+        full = only is None and m["status"] == "ok"
         top_rejects = out_dir / f"rejects.{self.p.rejects_format}"
         if full:
             if rejects_path is not None:
@@ -394,7 +396,8 @@ class Engine:
                 raise
             loc = ("sources", i, src.name) + ((key,) if key in ("text", "label") else ("fields", key))
             line = line_for(lines, loc) or line_for(lines, ("sources", i))
-            raise DataError(f"{self.p.path}:{line} {key_path(loc)}: {e}") from None
+            msg = str(e)[len(where) + 2:] if str(e).startswith(f"{where}: ") else str(e)
+            raise DataError(f"{self.p.path}:{line} {key_path(loc)}: {msg} (reading {src.describe()})") from None
 
     def _run_step(self, i: int, step: Step, data: pl.DataFrame, cache: StepCache,
                   rep: StepReport):

@@ -40,12 +40,15 @@ def test_failed_output_leaves_manifest_table_and_hint(tmp_path):
     assert res.exit_code == 1
     assert "FAILED" in res.output and "natural_instructions" in res.output
     assert "what to do" in res.output and f"{pf}:" in res.output        # names the file:line to change
-    m = json.loads((tmp_path / "out/rep/manifest.json").read_text())
+    # a failed run holds partial data: it goes to runs/<time>/, never over out/rep/manifest.json
+    assert not (tmp_path / "out/rep/manifest.json").exists()
+    m = json.loads((tmp_path / "out/rep/runs/latest/manifest.json").read_text())
+    assert f"manifest: {tmp_path}/out/rep/runs/" in res.output.replace("\n", "")
     assert m["status"] == "failed" and m["error"]["at"] == "outputs[1].natural_instructions"
     assert m["error"]["line"] == 13 and m["error"]["message"]
     assert [s["rows_out"] for s in m["steps"]] == [57, 51, 48]          # counts so far
     assert m["outputs"][0]["rows"] == 48                                 # the jsonl output finished
-    assert (tmp_path / "out/rep/rejects.jsonl").exists()
+    assert (tmp_path / "out/rep/runs/latest/rejects.jsonl").exists()
     latest = json.loads((tmp_path / "out/rep/runs/latest.json").read_text())
     assert latest["status"] == "failed"
 
@@ -146,7 +149,7 @@ def test_misspelled_mapped_column_names_file_and_line(tmp_path):
     with pytest.raises(DataError) as ei:
         Pipeline.from_yaml(pf).run()
     msg = str(ei.value)
-    assert msg.startswith(f"{pf}:6 sources[0].tsv.text:")
+    assert msg.startswith(f"{pf}:6 sources[0].tsv.text: column 'mesage' (mapped in source 'sms') not found")
     assert "'mesage'" in msg and "'message'" in msg and "'category'" in msg
 
 
@@ -179,3 +182,16 @@ def test_validate_checks_train_files(tmp_path):
     pf.write_text(pipeline_text(tmp_path) + "train: {model: m, objective: sft, data: {train: x}, method: {kind: nope}}\n")
     res = cli("validate", pf)
     assert res.exit_code == 2 and "train.method.kind" in res.output
+
+
+def test_a_failed_run_keeps_the_last_full_runs_manifest(pipeline_file, tmp_path):
+    good = Pipeline.from_yaml(pipeline_file).run()
+    top = tmp_path / "out/rep/manifest.json"
+    before = top.read_bytes()
+    pipeline_file.write_text(pipeline_file.read_text().replace("label: label}", "label: nope}"))
+    with pytest.raises(DataError) as ei:
+        Pipeline.from_yaml(pipeline_file).run()
+    assert top.read_bytes() == before and json.loads(before)["status"] == "ok"
+    failed = ei.value.result
+    assert failed.manifest_path == failed.run_dir / "manifest.json" != good.manifest_path
+    assert [s["cached"] for s in json.loads(failed.manifest_path.read_text())["steps"]] == [True, True]

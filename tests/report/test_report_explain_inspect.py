@@ -67,7 +67,7 @@ def test_report_of_a_failed_build_shows_the_error(tmp_path):
     pf.write_text(pipeline_text(tmp_path, steps="- clean: {min_words: 3}\n- balance: {method: undersample, label: nope}\n"))
     res = runner.invoke(app, ["build", str(pf), "-q"])
     assert res.exit_code == 1
-    page = (tmp_path / "out/rep/report.html").read_text()
+    page = (tmp_path / "out/rep/runs/latest/report.html").read_text()
     assert 'id="status">failed<' in page and "label column &#x27;nope&#x27; not found" in page
 
 

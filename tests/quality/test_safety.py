@@ -35,8 +35,9 @@ def test_per_language_lists_column_and_ratio(tmp_path):
     assert read_wordlist(de) == ["Scheiße", "Mist"]
     df = frame(["So ein Mist heute", "so a mist morning", "fuck", "fuck"], lang=["de", "en", "de", "fr"])
     step = FlaggedWords(language_column="lang", lists={"de": str(de)})
-    got = reasons(run_step(step, df))
-    assert got == {"r0": "flagged_words"}       # en 'mist' is fine; de list lacks 'fuck'; no fr list
+    res = run_step(step, df)
+    assert reasons(res) == {"r0": "flagged_words"}     # en 'mist' is fine; de list lacks 'fuck'; no fr list
+    assert res.stats["unchecked_rows"] == 1
     ratio = FlaggedWords(words={"en": ["damn"]}, max_ratio=0.2)
     got = reasons(run_step(ratio, frame(["damn this long sentence has many other words in it", "damn it"])))
     assert got == {"r1": "flagged_words"}

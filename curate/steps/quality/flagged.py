@@ -11,7 +11,7 @@ word boundaries, with a list per language (yours, or the short English list ship
           max_ratio: null                                # also require matches ÷ words > this
 
 Reason ``flagged_words``; the detail lists the distinct words matched (in the rejects file).
-Manifest stats: ``rejected_by_reason``.
+Manifest stats: ``rejected_by_reason``, and ``unchecked_rows`` (rows whose language has no list).
 """
 from __future__ import annotations
 
@@ -112,7 +112,14 @@ class FlaggedWords(Filter):
         words = pl.sum_horizontal([n_words(col) for col in c.columns])
         found = pl.concat_list([self._per_lang(lambda p, col=col: text(col).str.to_lowercase().str.extract_all(p))
                                 for col in c.columns]).list.unique().list.sort().list.join(", ")
-        return df.with_columns(_hits=hits, _ratio=(hits / words.replace(0, None)).fill_null(0.0), _found=found)
+        listed = (pl.col(c.language_column).fill_null(c.language).str.to_lowercase().is_in(list(self._patterns()))
+                  if c.language_column else pl.lit(True))
+        return df.with_columns(_hits=hits, _ratio=(hits / words.replace(0, None)).fill_null(0.0), _found=found,
+                               _listed=listed)
+
+    def filter_stats(self, prepared):
+        """Rows whose language has no list pass unchecked: count them (``unchecked_rows``)."""
+        return {"unchecked_rows": int((~prepared.get_column("_listed")).sum())}
 
     def filters(self):
         c = self.config

@@ -29,6 +29,7 @@ discover()                                   # every registered component, as `c
 """
 
 
+@pytest.mark.slow
 def test_core_imports_load_no_heavy_library():
     code = CORE_IMPORTS + f"import sys; print(','.join(m for m in {HEAVY!r} if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=REPO)

@@ -162,6 +162,7 @@ def _pipeline(base: str, src_base: str, name: str, workdir: Path) -> Pipeline:
         ])
 
 
+@pytest.mark.slow
 def test_outputs_are_byte_identical_local_and_memory(tmp_path, mem):
     sms = b"".join(SMS.read_bytes().splitlines(keepends=True)[:420])
     hh = b"".join(HH.read_bytes().splitlines(keepends=True)[:30])

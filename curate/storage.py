@@ -90,19 +90,6 @@ def path(p: str | os.PathLike | Any, storage_options: dict[str, Any] | None = No
         raise CurateError(f"{p}: no filesystem for {proto}:// ({e}){hint}") from None
 
 
-def display(p: Any) -> str:
-    """``p`` as text for messages and manifests (a URL keeps its scheme)."""
-    return str(p)
-
-
-def fs_of(p: AnyPath):
-    """``(filesystem, path-in-that-filesystem)`` for a local or remote path."""
-    if is_url(p):
-        return p.fs, p.path
-    from fsspec.implementations.local import LocalFileSystem
-    return LocalFileSystem(), str(p)
-
-
 def _missing_extra(e: ImportError, p: Any) -> CurateError:
     proto = getattr(p, "protocol", "")
     extra = _EXTRA_FOR.get(proto)

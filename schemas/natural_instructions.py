@@ -18,7 +18,6 @@ import logging
 import re
 import uuid
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Literal
 
 import polars as pl
@@ -26,12 +25,10 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from curate import records as R
 from curate.errors import CurateError, DataError
-from curate.registry import register_output
 from curate.schemas._ni_rules import (  # noqa: F401  (re-exported: the format's public API)
     BALANCE_MAX_DISTINCT, BALANCE_MIN_ENTROPY, FILE_RE, ID_NAMESPACE, ID_RE, LANGUAGE_KEYS, LANGUAGES,
     LIST_OF_STR_KEYS, MAX_INSTANCES, MIN_INSTANCES, SCHEMA_PATH, TOP_KEYS, _no_nan, is_str_list,
     load_task, output_balance, task_json, validate_instance, validate_task, write_task)
-from curate.sink import Sink, SplitSinkConfig
 
 log = logging.getLogger(__name__)
 

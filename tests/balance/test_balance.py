@@ -231,3 +231,13 @@ def test_cluster_centroids_exact_counts_with_duplicate_points(run_rows):
     st = step_stats(res)
     assert st["after"] == {"maj": 12, "min": 12}
     assert res.data()["id"].is_unique().all()
+
+
+def test_missing_label_expression_by_dtype():
+    from curate.steps._labels import missing_label
+    df = pl.DataFrame({"s": ["a", "", " ", None], "n": [1, None, 0, 2],
+                       "c": pl.Series(["x", "", None, "y"], dtype=pl.Categorical),
+                       "l": [["a"], [], None, ["b"]]})
+    got = {c: df.select(missing_label(df, c))[c].to_list() for c in df.columns}
+    assert got == {"s": [False, True, True, True], "n": [False, True, False, False],
+                   "c": [False, True, True, False], "l": [False, False, True, False]}

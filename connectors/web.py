@@ -99,7 +99,10 @@ class WebSourceConfig(SourceConfig):
 
 
 # ------------------------------------------------------------------------------ helpers
-_USERINFO = r"^([A-Za-z][A-Za-z0-9+.\-]*://)[^/?#]*@"     # the authority's userinfo, as requests parses it
+# the authority's userinfo, as requests parses it: ``user:***@`` when a password follows the user
+# name, else all of it (a bare token as user name is a secret too)
+_USERINFO_PW = r"^([A-Za-z][A-Za-z0-9+.\-]*://)([^/?#:@]*):[^/?#]*@"
+_USERINFO = r"^([A-Za-z][A-Za-z0-9+.\-]*://)[^/?#:]*@"
 
 def normalize_url(url: str) -> str:
     """Canonical form for de-duplication: lower-case scheme/host, no default port, no fragment."""
@@ -108,7 +111,8 @@ def normalize_url(url: str) -> str:
     except ValueError:
         return url.strip()
     scheme = parts.scheme.lower()
-    netloc = parts.netloc.lower()
+    userinfo, at, hostport = parts.netloc.rpartition("@")
+    netloc = userinfo + at + hostport.lower()            # credentials are case-sensitive
     if (scheme == "http" and netloc.endswith(":80")) or (scheme == "https" and netloc.endswith(":443")):
         netloc = netloc.rsplit(":", 1)[0]
     path = parts.path or ("/" if scheme in ("http", "https") else "")
@@ -672,7 +676,7 @@ class WebSource(Source):
                   "depth": pl.Int32}
         df = pl.DataFrame(rows, schema=schema) if rows else pl.DataFrame(schema=schema)
         # a start URL may carry credentials (https://user:pw@host/): used to fetch, never stored
-        df = df.with_columns(pl.col(c).str.replace(_USERINFO, "${1}***@")
+        df = df.with_columns(pl.col(c).str.replace(_USERINFO_PW, "${1}${2}:***@").str.replace(_USERINFO, "${1}***@")
                              for c in (R.SOURCE, "url", "final_url", "canonical_url"))
         rejected = (quarantine([mask_url(u) for u in rej[0]], rej[1],
                                [mask_secrets(d) if d else d for d in rej[2]], self.origin)

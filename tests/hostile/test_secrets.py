@@ -196,3 +196,47 @@ except CurateError as e:
     assert "HTTP 401" in res.result
     assert_clean(res.result, KEY, where="http backend")
     assert_clean(res.result, PW.replace('#', '%23').replace('/', '%2F'), where="http backend")
+
+
+class _BasicAuthSite(BaseHTTPRequestHandler):
+    """One page behind HTTP basic auth (the credentials come from the start URL's userinfo)."""
+
+    expected = ""
+
+    def log_message(self, *a):
+        pass
+
+    def do_GET(self):  # noqa: N802
+        import base64
+        ok = self.headers.get("Authorization") == "Basic " + base64.b64encode(self.expected.encode()).decode()
+        body = (b"<html><head><title>Members</title></head><body><main><p>Only members may read this "
+                b"page about tide pools and the crabs that live in them.</p></main></body></html>"
+                if ok else b"<html><body>login required</body></html>")
+        self.send_response(200 if ok else 401)
+        self.send_header("Content-Type", "text/html; charset=utf-8")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+def test_web_userinfo_is_used_to_fetch_but_never_stored(isolated, tmp_path):
+    from urllib.parse import quote
+    _BasicAuthSite.expected = f"crawler:{PW}"
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _BasicAuthSite)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    enc = quote(PW, safe="")
+    try:
+        start = f"http://crawler:{enc}@127.0.0.1:{server.server_address[1]}/members.html"
+        res, texts = _build(isolated, tmp_path,
+                            f"web: {{urls: ['{start}'], robots: false, retries: 0, timeout: 5, "
+                            f"state_dir: '{tmp_path}/crawl', detect_language: false}}", {})
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert res.result in (None, 0), res.stderr[-2000:]
+    data = (tmp_path / "out" / "data.jsonl").read_text()
+    assert "tide pools" in data                           # the credentials did open the page
+    assert "crawler:***@127.0.0.1" in data
+    for where, text in (("data", data), ("stderr", res.stderr), ("stdout", res.stdout), *texts.items()):
+        assert_clean(text, enc, where=where)
+        assert_clean(text, PW, where=where)

@@ -17,6 +17,7 @@ from typing import Any, Sequence
 from pydantic import Field
 
 from curate.augmenters._base import Augmenter, AugmenterConfig, register_augmenter
+from curate.llm.spec import LLMSpec
 from curate.extras import require
 
 TRANSLATE_PROMPT = "Translate the following text from {src} to {dst}. Reply with the translation only.\n\n{text}"
@@ -33,7 +34,8 @@ class BacktranslateConfig(AugmenterConfig):
     sample: bool = Field(default=False, description="Sample instead of greedy/beam search (more diverse).")
     temperature: float = Field(default=0.8, gt=0, le=2, description="Sampling temperature (with sample).")
     device: str | None = Field(default=None, description="`cuda`, `cpu`, ... (default: cuda if available).")
-    llm: dict[str, Any] | None = Field(default=None, description="Use a curate LLM backend instead of MarianMT.")
+    llm: LLMSpec | None = Field(default=None, description="Use a curate LLM backend instead of MarianMT "
+                                                    "({model, backend, sampling}; see `curate show augment`).")
 
     def models(self) -> tuple[str, str]:
         fw = self.forward_model or f"Helsinki-NLP/opus-mt-{self.source_lang}-{self.via}"

@@ -85,3 +85,14 @@ def test_schema_describes_augmenter_and_llm_unions():
     assert llm == {"TransformersLLM", "VllmLLM", "HttpLLM"}
     assert "base_url" in schema["$defs"]["HttpLLM"]["required"]
     assert "base_url" not in schema["$defs"]["TransformersLLM"]["properties"]
+
+
+def test_typed_options_use_each_augmenters_own_config():
+    """The union members and augment's per-augmenter fields are the registered classes' Config."""
+    from curate.augmenters._base import _MODULES, augmenter_class
+    from curate.augmenters.spec import BUILTIN_CONFIGS
+    from curate.steps.augment import AugmentConfig
+    assert set(BUILTIN_CONFIGS) == set(_MODULES)
+    for name, config in BUILTIN_CONFIGS.items():
+        assert augmenter_class(name).Config is config, name
+        assert AugmentConfig.model_fields[name].annotation == config | None, name

@@ -153,3 +153,15 @@ def test_report_sections_from_step_stats(tmp_path):
     page = Report(run).render()
     for title in ("Languages detected (clean)", "PII redactions by type (clean)", "Acceptance per check (clean)"):
         assert title in page
+
+
+def test_token_histogram_when_a_tokenizer_is_configured(tmp_path):
+    pytest.importorskip("transformers", reason="token counts need the [ml] extra")
+    from curate.testing import tiny_tokenizer
+    tok = tmp_path / "tok"
+    tiny_tokenizer(tok)
+    pf = tmp_path / "p.yaml"
+    pf.write_text(pipeline_text(tmp_path, steps=f"- clean: {{min_words: 3, tokenizer: {tok}, max_tokens: 500}}\n"))
+    r = Pipeline.from_yaml(pf).run()
+    page = (write_report(r.manifest_path)).read_text()
+    assert "Model tokens per row (" in page and "token histogram skipped" not in page

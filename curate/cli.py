@@ -256,6 +256,9 @@ def list_components(plugin: list[str] = _PLUGIN_OPT) -> None:
             t.add_row(escape(name), escape(doc))
         out.print(t)
     out.print("options of one: curate show NAME")
+    from curate import registry
+    for module, err in registry.import_errors.items():
+        console.print(f"[yellow]plug-in {escape(module)} failed to import[/]: {escape(err)}", highlight=False)
 
 
 @app.command()

@@ -122,3 +122,16 @@ def test_list_and_show_built_ins(tmp_path):
     assert "source jsonl" in r.stdout and "output jsonl" in r.stdout
     r = curate("show", "claen", cwd=tmp_path)
     assert r.returncode == 2 and "did you mean clean" in r.stderr
+
+
+@pytest.mark.slow
+def test_broken_entry_point_is_reported_not_fatal(tmp_path):
+    site = tmp_path / "site"
+    dist = site / "broken_curate-0.1.dist-info"
+    dist.mkdir(parents=True)
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: broken-curate\nVersion: 0.1\n")
+    (dist / "entry_points.txt").write_text("[curate.components]\nbroken = no_such_pkg_xyz.steps\n")
+    env = {"PYTHONPATH": os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")])}
+    r = curate("list", cwd=tmp_path, env=env)
+    assert r.returncode == 0 and re.search(r"^\s*clean\s", r.stdout, flags=re.MULTILINE)
+    assert "plug-in broken (no_such_pkg_xyz.steps) failed to import" in r.stderr.replace("\n", " ")

@@ -74,7 +74,7 @@ def only_description(steps: list, index: int) -> str:
 
 def new_run_dir(out_dir: Path) -> Path:
     """Create ``out_dir/runs/<UTC time>/`` (with a ``-N`` suffix if that second is taken)."""
-    stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    stamp = _dt.datetime.now(_dt.UTC).strftime("%Y%m%dT%H%M%SZ")
     root = Path(out_dir) / "runs"
     root.mkdir(parents=True, exist_ok=True)
     for n in range(10_000):

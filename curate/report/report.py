@@ -13,9 +13,9 @@ from typing import Any
 import polars as pl
 
 from curate import records as R
+from curate.extras import require
 from curate.report import figures as F
 from curate.report.rundata import RunData
-from curate.extras import require
 
 TEXT_COLUMNS = ("text", "prompt", "instruction", "input", "question", "body")
 SAMPLE_ROWS = 5

@@ -70,7 +70,7 @@ class RunData:
     steps: list[StepData] = field(default_factory=list)
 
     @classmethod
-    def load(cls, target: str | Path) -> "RunData":
+    def load(cls, target: str | Path) -> RunData:
         mp = find_manifest(target)
         m = json.loads(mp.read_text())
         root = Path(m.get("workdir") or ".curate") / m["pipeline"]

@@ -4,7 +4,6 @@ from __future__ import annotations
 import textwrap
 from pathlib import Path
 
-
 HAM = ["see you at the station at six", "can you call me when you get home",
        "thanks for dinner last night it was lovely", "i will be late for the meeting today",
        "did you remember to buy the milk", "lets watch the film again on sunday",

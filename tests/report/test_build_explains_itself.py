@@ -131,7 +131,7 @@ def test_closing_table_fits_80_columns(tmp_path):
 def test_progress_counts_match_the_table_with_apply_to(tmp_path):
     pf = tmp_path / "p.yaml"
     text = pipeline_text(tmp_path, steps="- clean: {min_words: 3, apply_to: [sms]}\n- dedup: {columns: [text], apply_to: [other]}\n")
-    text = text.replace("sources:\n", f"sources:\n  - inline: {{name: other, rows: [{{text: a b c d}}, {{text: e f g h}}]}}\n")
+    text = text.replace("sources:\n", "sources:\n  - inline: {name: other, rows: [{text: a b c d}, {text: e f g h}]}\n")
     pf.write_text(text)
     eng = Engine(Pipeline.from_yaml(pf), progress=True, console=Console(file=io.StringIO(), width=100))
     r = eng.run()

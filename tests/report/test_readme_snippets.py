@@ -25,7 +25,7 @@ from curate.validate import check_file
 
 REPO = Path(__file__).resolve().parents[2]
 README = REPO / "README.md"
-FENCE = re.compile(r"^```(\w+)[^\n]*\n(.*?)^```", re.S | re.M)
+FENCE = re.compile(r"^```(\w+)[^\n]*\n(.*?)^```", re.DOTALL | re.MULTILINE)
 MARK = re.compile(r"<!--\s*fragment(?::\s*(\w+))?\s*-->\s*$")
 
 

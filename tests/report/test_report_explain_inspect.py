@@ -49,8 +49,8 @@ def test_build_writes_the_report_and_prints_its_path(built):
 def test_report_is_self_contained_with_funnel_numbers(built):
     t, _, _ = built
     page = (t / "out/rep/report.html").read_text()
-    assert not re.search(r"<script[^>]+src=", page, re.I)                   # no CDN, no external JS
-    assert not re.search(r"<link[^>]+href=[\"']?https?://", page, re.I)
+    assert not re.search(r"<script[^>]+src=", page, re.IGNORECASE)                   # no CDN, no external JS
+    assert not re.search(r"<link[^>]+href=[\"']?https?://", page, re.IGNORECASE)
     funnel = {m[0]: (int(m[1]), int(m[2]), int(m[3])) for m in re.findall(
         r'data-step="([^"]+)" data-in="(\d+)" data-out="(\d+)" data-rejected="(\d+)"', page)}
     assert funnel == {"source sms": (61, 61, 0), "1. clean": (61, 57, 4), "2. dedup": (57, 51, 6),

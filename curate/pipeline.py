@@ -221,13 +221,17 @@ class Pipeline:
         if dry_run:
             return Engine(self, progress=progress, console=console).run(force=force, only=only, dry_run=True)
         from curate.io import exclusive_lock
+        engine = Engine(self, progress=progress, console=console)
+        from curate.runs import resolve_only
+        resolve_only(self.steps, only)      # a bad --only or output path fails before anything is created
+        engine.preflight()
 
         def waiting(pid):
             if console is not None:
                 console.print(f"waiting for pid {pid or '?'} to finish building {self.name} ...")
         with exclusive_lock(Path(self.workdir) / self.name / ".lock", f"a build of pipeline {self.name!r}",
                             wait=wait, on_wait=waiting):
-            result = Engine(self, progress=progress, console=console).run(force=force, only=only)
+            result = engine.run(force=force, only=only)
             if train and self.train is not None and only is None:
                 self._train(result, force, console)
         return result

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-_MONEY = re.compile(r"[£$€]\s?\d|\d+\s?(?:p|ppm|pence)\b|\bcash\b", re.I)
+_MONEY = re.compile(r"[£$€]\s?\d|\d+\s?(?:p|ppm|pence)\b|\bcash\b", re.IGNORECASE)
 _SHOUT = re.compile(r"\b[A-Z]{4,}\b")
 
 

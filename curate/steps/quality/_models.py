@@ -14,10 +14,11 @@ from curate.extras import require
 @lru_cache(maxsize=4)
 def load_classifier(model: str, device: str | None = None):
     """``(tokenizer, model, device)`` for a sequence-classification model name or path."""
+    torch = require("torch", extra="ml", what="classifier models")
+    transformers = require("transformers", extra="ml", what="classifier models")
+    AutoModelForSequenceClassification = transformers.AutoModelForSequenceClassification
+    AutoTokenizer = transformers.AutoTokenizer
     try:
-        import torch
-        require("transformers", extra="ml")
-        from transformers import AutoModelForSequenceClassification, AutoTokenizer
         tok = AutoTokenizer.from_pretrained(model)
         net = AutoModelForSequenceClassification.from_pretrained(model)
     except Exception as e:  # noqa: BLE001 - hub/IO/config errors all mean "cannot load"

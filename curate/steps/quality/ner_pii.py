@@ -38,8 +38,9 @@ class NerPiiConfig(StepConfig):
 
 @lru_cache(maxsize=2)
 def load_ner(model: str):
+    from curate.extras import require
+    spacy = require("spacy", extra="ner", what="the ner_pii step")
     try:
-        import spacy
         nlp = spacy.load(model, enable=["ner"])
     except (OSError, ImportError) as e:
         raise StepError(f"ner_pii: cannot load spaCy model {model!r} ({str(e).splitlines()[0]}); "

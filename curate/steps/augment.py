@@ -6,7 +6,9 @@ variants (seeds differ per variant); each variant is a new row with id
 augmenter's configuration), ``similarity`` and ``length_ratio``. Variants that fail the gate
 (:mod:`curate.augmenters.gate`) — or that the augmenter could not make (empty text, no word it knows),
 or whose parent is not in a language the augmenter supports — are rejected with the reason.
-Batches are written as resumable shards (slow back-translation survives a kill).
+Batches are written as resumable shards (slow back-translation survives a kill). The stats report
+``unique_text_ratio`` (distinct texts / rows out) and ``created_unique_ratio`` (variants whose
+text is new / variants kept), as balance does.
 """
 from __future__ import annotations
 
@@ -146,4 +148,19 @@ class Augment(Step):
             stats["augmenters"][name] = st
         kept = R.concat([df] + new_frames)
         rejected = R.concat(rej_frames) if rej_frames else R.empty_rejects(df)
+        variants = R.concat([f for f in new_frames if f.height])
+        new_texts = variants[cfg.text].filter(~variants[cfg.text].is_in(df[cfg.text].implode())) \
+            if variants.height else pl.Series([], dtype=pl.String)
+        stats.update(texts_out=kept.height, unique_texts_out=kept[cfg.text].n_unique(),
+                     variants_out=variants.height, new_unique_variants=new_texts.n_unique())
         return StepResult(kept=kept, rejected=rejected, stats=stats)
+
+    def merge_stats(self, stats: list[dict[str, Any]]) -> dict[str, Any]:
+        """Sums per batch, then ``unique_text_ratio`` (distinct texts / rows out, per batch) and
+        ``created_unique_ratio`` (variants with a text no original has and no other variant has)."""
+        out = super().merge_stats(stats)
+        if out.get("texts_out"):
+            out["unique_text_ratio"] = round(out["unique_texts_out"] / out["texts_out"], 4)
+        if out.get("variants_out"):
+            out["created_unique_ratio"] = round(out["new_unique_variants"] / out["variants_out"], 4)
+        return out

@@ -198,6 +198,11 @@ def test_augment_step_rows_and_accounting(aug_run):
     assert reasons[f"{empty_id}-embedding_swap1"] == "no_variant"
     assert reasons[f"{ru_id}-embedding_swap1"] == "language_unsupported"
     assert m["stats"]["augmenters"]["embedding_swap"]["rejected_by_reason"]["language_unsupported"] == 2
+    # unique-text ratios in the manifest (#12): distinct texts / rows out, new variant texts / variants
+    st = m["stats"]
+    assert st["unique_text_ratio"] == round(df["text"].n_unique() / df.height, 4)
+    new_texts = set(new["text"]) - set(df.filter(pl.col("parent_id").is_null())["text"])
+    assert st["created_unique_ratio"] == round(len(new_texts) / new.height, 4)
 
 
 def test_augment_step_bad_config(run_rows):

@@ -239,13 +239,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--test-size", type=int, default=None, help="held-out rows (default 500; 1000 full)")
     ap.add_argument("--workers", type=int, default=2, help="training processes (one torch thread each)")
     ap.add_argument("--work", default=str(REPO / "out" / "bench-downstream"))
-    ap.add_argument("--json", default=None, help="also write every run's result here")
+    ap.add_argument("--json", default=None, help="append every run's result here (JSON lines) as it arrives")
+    ap.add_argument("--report", default=None, help="print the tables of a --json file and exit")
     a = ap.parse_args(argv)
     seeds = a.seeds or (3 if a.small else 5)
     epochs = a.epochs or (2 if a.small else 3)
     settings = (a.settings or ("messy" if a.small else "messy,low")).split(",")
     n_test = a.test_size or (500 if a.small else 1000)
     variants = [v for v in a.variants.split(",") if v]
+    if a.report:
+        results = [json.loads(x) for x in Path(a.report).read_text(encoding="utf-8").splitlines() if x.strip()]
+        return report(results, sorted({r["setting"] for r in results}, key=["messy", "low"].index), None)
+    if a.json and Path(a.json).exists():
+        Path(a.json).unlink()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     work = Path(a.work)
     started = time.time()
@@ -277,20 +283,23 @@ def main(argv: list[str] | None = None) -> int:
         _worker_init()
         for j in jobs:
             results.append(run_variant(j))
-            _progress(results[-1], len(results), len(jobs), started)
+            _progress(results[-1], len(results), len(jobs), started, a.json)
     else:
         import multiprocessing as mp
         with mp.get_context("spawn").Pool(a.workers, initializer=_worker_init,
                                           initargs=(str(work / "train.log"),)) as p:
             for r in p.imap_unordered(run_variant, jobs):
                 results.append(r)
-                _progress(r, len(results), len(jobs), started)
+                _progress(r, len(results), len(jobs), started, a.json)
     wall = time.time() - started
     cpu = sum(getattr(resource.getrusage(w), f) for w in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)
               for f in ("ru_utime", "ru_stime"))
-    if a.json:
-        write_jsonl(Path(a.json), results)
 
+    return report(results, settings, (wall, cpu))
+
+
+def report(results: list[dict], settings: list[str], cost: tuple[float, float] | None) -> int:
+    """The tables, the closing note and the headline line."""
     headline = None
     for setting in settings:
         lines, summary = table(results, setting)
@@ -306,13 +315,17 @@ def main(argv: list[str] | None = None) -> int:
                 print("variants below raw (a finding): " + ", ".join(hurt))
             if headline is None:
                 headline = g[0]
-    print(f"\nwall {wall:.0f} s, CPU {cpu:.0f} s (user+sys, all processes) on {os.cpu_count()} cores; "
-          f"load average {os.getloadavg()[0]:.1f}")
+    if cost:
+        print(f"\nwall {cost[0]:.0f} s, CPU {cost[1]:.0f} s (user+sys, all processes) on {os.cpu_count()} cores; "
+              f"load average {os.getloadavg()[0]:.1f}")
     print(f"best_gain_macro_f1={headline:.1f}" if headline is not None else "best_gain_macro_f1=nan")
     return 0
 
 
-def _progress(r: dict, done: int, total: int, started: float) -> None:
+def _progress(r: dict, done: int, total: int, started: float, log: str | None = None) -> None:
+    if log:                                       # each result as it arrives (a long run can be cut short)
+        with open(log, "a", encoding="utf-8") as f:
+            f.write(json.dumps(r) + "\n")
     print(f"[{done}/{total} {time.time() - started:.0f}s] {r['setting']} seed {r['seed']} {r['variant']}: "
           f"macro-F1 {100 * r['macro_f1']:.1f}, spam recall {100 * r['spam_recall']:.1f}, "
           f"{r['train_rows']} rows, build {r['build_s']}s, train {r['train_s']}s", flush=True)

@@ -197,6 +197,8 @@ def load_ni(files: list[Path], enc: NIEncoding) -> list[dict]:
         except Exception as e:
             raise DataError(f"{f}: NI task fails the schema: {e}") from None
         errs = validate_task(task)
+        if file_role(f) in ("validation", "test"):     # a split of a task may hold fewer than 26 instances
+            errs = [e for e in errs if not str(e).startswith("instance count")]
         if errs:
             raise DataError(f"{f}: NI task fails the schema: " + "; ".join(map(str, errs[:5])))
         definition = " ".join(_field(task, "Definition") or [])

@@ -181,3 +181,20 @@ def test_pipeline_train_section_with_manifest_weights_and_env_out_dir(tmp_path, 
                  "  classification: {class_weights: manifest}\n", encoding="utf-8")
     cfg = load_train_config(p)
     assert cfg.provenance == str(tmp_path / "run" / "out" / "manifest.json")
+
+
+def test_ni_folder_with_one_task_file_per_split(tmp_path):
+    """The NI output writes task<N>_<name>_<split>.json per split: the runner reads them by role."""
+    from pathlib import Path
+    repo = Path(__file__).resolve().parents[2]
+    task = json.loads((repo / "pipelines/data/ni_tasks/task1146_country_capital.json").read_text(encoding="utf-8"))
+    d = tmp_path / "ni"
+    d.mkdir()
+    for part, sl in (("train", slice(0, 30)), ("test", slice(30, 40))):
+        t = dict(task, Instances=task["Instances"][sl])
+        (d / f"task1146_country_capital_{part}.json").write_text(json.dumps(t), encoding="utf-8")
+    s = load_splits(DataConfig(train=str(d)), "sft", 0)
+    assert (len(s.train), len(s.test), s.validation) == (30, 10, None)
+    assert s.split_source == "pipeline"
+    assert all("_train.json" in r for r in s.train["row_source"])
+    assert all("_test.json" in r for r in s.test["row_source"])

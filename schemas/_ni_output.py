@@ -107,14 +107,21 @@ class NaturalInstructionsOutput(Sink):
                 t.default_base = self.pipeline_name
         return tasks
 
-    def _examples(self, task: _Task, train_part: int | None, seed: int) -> Examples:
-        """Examples of one task, picked from its train split (all rows when there is none)."""
+    def _examples(self, task: _Task, names: list[str | None], seed: int) -> Examples:
+        """Examples of one task, picked from its train split — else from any split but test, so a
+        test row never becomes a demonstration — else from all its rows (no splits)."""
         sp, over, meta = task.spec, self._overrides(), task.meta or {}
         for col in (sp.input, sp.output):
             R.require_column(task.rows, col, "natural_instructions", "column",
                              hint=" (set `input:`/`output:` in the output config)")
-        rows = task.rows if train_part is None else task.rows.filter(pl.col("_part") == train_part)
-        merged, _, _ = merge_instances(rows if rows.height else task.rows, sp.input, sp.output)
+        part = pl.col("_part")
+        rows = task.rows
+        for pick in ([i for i, s in enumerate(names) if s == "train"],
+                     [i for i, s in enumerate(names) if s is not None and s != "test"]):
+            if pick and rows.filter(part.is_in(pick)).height:
+                rows = rows.filter(part.is_in(pick))
+                break
+        merged, _, _ = merge_instances(rows, sp.input, sp.output)
         # The config's examples, or its explicit auto_examples, win over the source task's examples.
         mine = "auto_examples" in over and sp.auto_examples is not False
         pos = meta.get("Positive Examples") if not ({"positive_examples"} & over or mine) else None
@@ -129,11 +136,10 @@ class NaturalInstructionsOutput(Sink):
         whole = pl.concat([p.with_columns(pl.lit(i, dtype=pl.Int32).alias("_part")) for i, (_, p) in enumerate(parts)],
                           how="diagonal_relaxed")
         names = [s for s, _ in parts]
-        train = names.index("train") if "train" in names else None
         built: list[tuple[int, str, dict[str, Any]]] = []
         warnings: list[str] = []
         for t in self._tasks(whole):
-            examples = self._examples(t, train, seed)
+            examples = self._examples(t, names, seed)
             header = task_header(t.spec, t.meta, self._overrides())
             for i, split in enumerate(names):
                 part = t.rows.filter(pl.col("_part") == i).drop("_part")

@@ -209,3 +209,13 @@ def test_corrupted_shard_is_dropped(tmp_path):
     p.write_bytes(p.read_bytes()[:-10])
     assert store.done(0) and not store.done(1)
     assert store.keys() == ["00000000"] and not p.exists()
+
+
+def test_read_only_workdir(isolated, tmp_path, ro_fs):
+    src = tmp_path / "rows.jsonl"
+    src.write_text('{"text": "one two three"}\n' * 5)
+    res = build(isolated, pipeline_file(tmp_path, src, ro_fs / ".curate", tmp_path / "out"))
+    assert res.result == 1, res.stderr[-2000:]
+    msg = " ".join(res.stderr.split())
+    assert "not writable" in msg and str(ro_fs / ".curate") in msg and "Traceback" not in res.stderr
+    assert not (tmp_path / "out" / "data.jsonl").exists()

@@ -232,3 +232,14 @@ def test_atomic_dir_honours_umask_and_killed_dirs_are_swept(tmp_path):
     left.mkdir()
     (left / "part-0.arrow").write_bytes(b"partial")
     assert sweep_temp_files([tmp_path]) == [left] and not left.exists()
+
+
+def test_stale_lock_file_never_blocks(tmp_path):
+    lock = tmp_path / "p" / ".lock"
+    lock.parent.mkdir()
+    lock.write_text(f"{_dead_pid()}\n")          # left by a killed build: no flock behind it
+    with exclusive_lock(lock, "a build"):
+        assert lock.read_text().strip() == str(os.getpid())
+    lock.write_text("garbage \x00\xff not a pid")
+    with exclusive_lock(lock, "a build"):
+        pass

@@ -134,6 +134,7 @@ result = out
 
 
 # ------------------------------------------------------------------------------ read-only folder
+@pytest.mark.slow
 def test_read_only_output_folder(isolated, tmp_path, ro_fs):
     src = tmp_path / "rows.jsonl"
     src.write_text('{"text": "one two three"}\n' * 5)
@@ -211,6 +212,7 @@ def test_corrupted_shard_is_dropped(tmp_path):
     assert store.keys() == ["00000000"] and not p.exists()
 
 
+@pytest.mark.slow
 def test_read_only_workdir(isolated, tmp_path, ro_fs):
     src = tmp_path / "rows.jsonl"
     src.write_text('{"text": "one two three"}\n' * 5)

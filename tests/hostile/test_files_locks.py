@@ -46,6 +46,7 @@ def mode(p: str | Path) -> int:
     return stat.S_IMODE(os.stat(p).st_mode)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("umask", [0o022, 0o077, 0o002])
 def test_outputs_manifest_rejects_honour_umask(isolated, tmp_path, umask):
     f = pipeline(tmp_path)

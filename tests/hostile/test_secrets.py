@@ -111,6 +111,7 @@ def _build(isolated, tmp_path: Path, source_yaml: str, env: dict[str, str]):
     return res, texts
 
 
+@pytest.mark.slow
 def test_cli_build_sql_secret_never_in_stderr_or_manifest(isolated, tmp_path):
     url = f"postgresql+psycopg://bob:{PW}@127.0.0.1:{_closed_port()}/x"
     res, texts = _build(isolated, tmp_path, "sql: {url: '${env:TICKETS_DB}', table: t, connect_timeout: 2}",
@@ -121,6 +122,7 @@ def test_cli_build_sql_secret_never_in_stderr_or_manifest(isolated, tmp_path):
         assert_clean(text, where=where)
 
 
+@pytest.mark.slow
 def test_cli_build_s3_endpoint_with_userinfo(isolated, tmp_path):
     endpoint = f"http://AKIAPLANTED:{PW}@127.0.0.1:{_closed_port()}"
     res, texts = _build(isolated, tmp_path,
@@ -146,6 +148,7 @@ except CurateError as e:
     assert_clean(res.result + res.stderr, where="invalid endpoint")
 
 
+@pytest.mark.slow
 def test_cli_build_web_start_url_with_userinfo(isolated, tmp_path):
     start = f"http://crawler:{PW.replace('#', '%23').replace('/', '%2F')}@127.0.0.1:{_closed_port()}/start.html"
     res, texts = _build(isolated, tmp_path,
@@ -219,6 +222,7 @@ class _BasicAuthSite(BaseHTTPRequestHandler):
         self.wfile.write(body)
 
 
+@pytest.mark.slow
 def test_web_userinfo_is_used_to_fetch_but_never_stored(isolated, tmp_path):
     from urllib.parse import quote
     _BasicAuthSite.expected = f"crawler:{PW}"

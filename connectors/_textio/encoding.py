@@ -48,6 +48,8 @@ def detect_encoding(sample: bytes) -> tuple[str, int]:
 
 
 def resolve_encoding(encoding: str, sample: bytes, locator: str) -> tuple[str, int]:
+    """The codec to use (``auto`` → :func:`detect_encoding`) and the BOM bytes to skip; an unknown
+    codec name is a :class:`DataError` naming the file."""
     if encoding == "auto":
         return detect_encoding(sample)
     try:
@@ -63,6 +65,7 @@ def resolve_encoding(encoding: str, sample: bytes, locator: str) -> tuple[str, i
 
 
 def ascii_compatible(codec: str) -> bool:
+    """True when ``codec`` encodes ``\\n`` and ASCII as themselves (lines can be split as bytes)."""
     try:
         return "\n".encode(codec) == b"\n" and "a\n".encode(codec) == b"a\n"
     except (UnicodeError, LookupError):

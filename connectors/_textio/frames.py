@@ -16,6 +16,7 @@ RAW = "raw"                  # column holding that text
 
 
 def _truncate(text: str) -> str:
+    """``text`` cut to :data:`RAW_CHARS` characters (an ellipsis marks the cut)."""
     return text if len(text) <= RAW_CHARS else text[:RAW_CHARS] + "…"
 
 
@@ -112,12 +113,14 @@ def _unstorable(dtype: pl.DataType) -> bool:
 
 
 def one_reject(locator: str, reason: str, detail: str, raw: str | None, origin: str) -> pl.DataFrame:
+    """A rejects frame of one row (a whole file or the rest of it)."""
     rej = Rejects()
     rej.add(locator, reason, detail, raw)
     return rej.frame(origin)
 
 
 def json_type(obj: Any) -> str:
+    """``obj``'s JSON type in words, for ``not_an_object`` details."""
     return {list: "an array", str: "a string", bool: "a boolean", int: "a number", float: "a number",
             type(None): "null"}.get(type(obj), type(obj).__name__)
 

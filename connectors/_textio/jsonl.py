@@ -3,11 +3,12 @@ from __future__ import annotations
 
 from typing import Any, BinaryIO, Iterator
 
+import numpy as np
 import orjson
 import polars as pl
 
 from curate.connectors._textio.frames import BATCH_ROWS, Rejects, json_type, records_frame, with_locators
-from curate.connectors._textio.jsonvalue import MAX_DEPTH, BadValue, has_long_digits, parse
+from curate.connectors._textio.jsonvalue import MAX_DEPTH, BadValue, parse
 from curate.connectors._textio.lines import block_options, iter_blocks
 from curate.source import SourceBatch
 
@@ -29,17 +30,16 @@ def iter_jsonl(fileobj: BinaryIO, locator: str, options: Any, origin: str, *,
     loads = orjson.loads
     for block in iter_blocks(fileobj, locator, options.encoding, **block_options(options, info)):
         errors = block.errors
-        long = has_long_digits(block.text)
+        careful = _careful_lines(block.lines, block.first)
         for no, text in enumerate(block.lines, block.first):
             obj = _INVALID
-            if not long and no not in errors:
+            if no not in careful and no not in errors:
                 try:
                     obj = loads(text)          # fast path: a valid line, no further checks
                 except ValueError:
                     if text.isspace():
                         continue               # blank line: not a row
-            if obj is _INVALID or type(obj) is not dict or (
-                    len(text) > 2 * MAX_DEPTH and text.count("{") + text.count("[") > MAX_DEPTH):
+            if obj is _INVALID or type(obj) is not dict or no in careful:
                 loc = f"{locator}:{no}"
                 if no in errors:
                     rej.add(loc, errors[no].reason, errors[no].detail, text)
@@ -47,7 +47,7 @@ def iter_jsonl(fileobj: BinaryIO, locator: str, options: Any, origin: str, *,
                 if text.isspace():
                     continue
                 try:
-                    obj = parse(text, info, maybe_long=long)
+                    obj = parse(text, info)
                 except BadValue as e:
                     rej.add(loc, e.reason, e.detail, text)
                     continue
@@ -73,3 +73,15 @@ def iter_jsonl(fileobj: BinaryIO, locator: str, options: Any, origin: str, *,
 
 
 _INVALID = object()
+_LONG_DIGITS = r"[0-9]{19}"          # an integer orjson might turn into a lossy float
+_OPENERS = r"[\[{]"
+
+
+def _careful_lines(lines: list[str], first: int) -> set[int]:
+    """Numbers of the lines that need :func:`parse`'s checks (a run of 19+ digits, or more
+    brackets than :data:`MAX_DEPTH`), found for the whole block at once by polars."""
+    s = pl.Series(lines, dtype=pl.String)
+    flags = s.str.contains(_LONG_DIGITS) | (s.str.count_matches(_OPENERS) > MAX_DEPTH)
+    if not flags.any():
+        return set()
+    return {first + int(i) for i in np.flatnonzero(flags.to_numpy())}

@@ -90,8 +90,3 @@ def parse(text: str | bytes, notes: dict[str, Any], maybe_long: bool = True,
         if n > max_depth and too_deep(obj, max_depth):
             raise BadValue("too_deep", f"nested more than {max_depth} levels")
     return obj
-
-
-def has_long_digits(text: str) -> bool:
-    """True when ``text`` holds a run of 19+ digits (a block-level pre-check for :func:`parse`)."""
-    return _LONG_DIGITS.search(text) is not None

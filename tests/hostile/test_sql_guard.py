@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 
-from curate.errors import DataError
 
 REQUIRE = os.environ.get("CURATE_REQUIRE_SERVICES") == "1"
 
@@ -106,18 +105,16 @@ def test_allowed(verdicts, query, dialect):
     assert verdicts[query] is None, verdicts[query]
 
 
-def test_sqlite_read_only_guard_and_connection(tmp_path):
+def test_sqlite_read_only_guard_and_connection(isolated, tmp_path):
     db = tmp_path / "t.sqlite"
     con = sqlite3.connect(db)
     con.execute("create table t (body text)")
     con.execute("insert into t values ('a')")
     con.commit()
     con.close()
-    from curate.connectors.sql import SqlSource
-    with pytest.raises(DataError, match="load_extension"):
-        list(SqlSource(url=str(db), query="select load_extension('/nonexistent.so')").read())
-    rows = [b.rows for b in SqlSource(url=str(db), query="select body from t").read()]
-    assert rows[0]["body"].to_list() == ["a"]
+    kind, msg = _read(isolated, str(db), "select load_extension('/nonexistent.so')")
+    assert kind == "DataError" and "load_extension" in msg, msg
+    assert _read(isolated, str(db), "select body from t") == ["ok", [{"body": "a"}]]
 
 
 # ------------------------------------------------------------------------------ real servers
@@ -151,31 +148,42 @@ def _scalar(url: str, query: str):
         eng.dispose()
 
 
-def _read(url: str, query: str, **kw):
-    from curate.connectors.sql import SqlSource
-    return [b.rows for b in SqlSource(url=url, query=query, connect_timeout=5, **kw).read()]
+READ_CHILD = """
+from curate.connectors.sql import SqlSource
+from curate.errors import CurateError
+try:
+    rows = [r for b in SqlSource(url=URL, query=QUERY, connect_timeout=5, **KW).read()
+            for r in b.rows.drop("source").to_dicts()]
+    result = ["ok", rows]
+except CurateError as e:
+    result = [type(e).__name__, str(e)]
+except Exception as e:        # the unguarded attack: the driver's own error, still a clean exit
+    result = ["driver:" + type(e).__name__, str(e)[:300]]
+"""
 
 
-def test_mariadb_executable_comment_writes_no_file():
+def _read(isolated, url: str, query: str, **kw) -> list:
+    """Run the sql source in a child process (30 s, 1.5 GiB): ["ok", rows] or [error type, message]."""
+    code = f"URL = {url!r}\nQUERY = {query!r}\nKW = {kw!r}\n" + READ_CHILD
+    return isolated(code, timeout=30).ok().result
+
+
+def test_mariadb_executable_comment_writes_no_file(isolated):
     url = _url("CURATE_TEST_MARIADB_URL")
     table = "hostile_" + uuid.uuid4().hex[:8]
     target = Path(f"/tmp/curate-hostile-{uuid.uuid4().hex[:8]}.txt")
     _exec(url, f"create table {table} (body text)", f"insert into {table} values ('secret row')")
     try:
         attack = f"select body from {table} /*! into outfile '{target}' */"
-        with pytest.raises(DataError, match="executable comments"):
-            _read(url, attack)
+        kind, msg = _read(isolated, url, attack)
+        assert kind == "DataError" and "executable comments" in msg, msg
         assert not target.exists(), "the guarded source let the server write a file"
         # the same text without the guard: the server does write the file (the attack is real)
-        import sqlalchemy as sa
-        try:
-            _read(url, attack, read_only=False)
-        except (DataError, sa.exc.SQLAlchemyError):
-            pass          # INTO OUTFILE returns no rows; a server that may not write files refuses
+        _read(isolated, url, attack, read_only=False)
         if _scalar(url, "select coalesce(@@secure_file_priv, '')") == "":
             assert target.exists(), "MariaDB may write anywhere here, yet the unguarded attack did not"
         # with the guard, on the same server, a plain read works
-        assert _read(url, f"select body from {table}")[0]["body"].to_list() == ["secret row"]
+        assert _read(isolated, url, f"select body from {table}") == ["ok", [{"body": "secret row"}]]
     finally:
         _exec(url, f"drop table if exists {table}")
         target.unlink(missing_ok=True)
@@ -184,14 +192,14 @@ def test_mariadb_executable_comment_writes_no_file():
 @pytest.mark.parametrize("query", ["copy {t} to '/tmp/{f}'", "select lo_export(1, '/tmp/{f}')",
                                    "select * from {t} for update",
                                    "select pg_read_file('/etc/passwd') from {t}"])
-def test_postgres_server_writes_refused(query):
+def test_postgres_server_writes_refused(isolated, query):
     url = _url("CURATE_TEST_POSTGRES_URL")
     table = "hostile_" + uuid.uuid4().hex[:8]
     fname = f"curate-hostile-{uuid.uuid4().hex[:8]}.txt"
     _exec(url, f"create table {table} (body text)", f"insert into {table} values ('x')")
     try:
-        with pytest.raises(DataError, match="refused"):
-            _read(url, query.format(t=table, f=fname))
+        kind, msg = _read(isolated, url, query.format(t=table, f=fname))
+        assert kind == "DataError" and "refused" in msg, msg
         assert not Path("/tmp", fname).exists()
     finally:
         _exec(url, f"drop table if exists {table}")

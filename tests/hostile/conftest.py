@@ -22,8 +22,13 @@ import pytest
 
 MARK = "@@ISOLATED-RESULT@@"
 _PRELUDE = "import json, resource, sys, time\n_t0 = time.time()\nresult = None\n"
-_EPILOGUE = (f"\nprint({MARK!r} + json.dumps({{'result': result, 'seconds': time.time() - _t0, "
-             "'peak_mb': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}, default=str))\n")
+# Peak RSS from /proc's VmHWM: ru_maxrss would include the forked parent's pages (Linux folds the
+# pre-exec high-water mark into it), i.e. pytest's own footprint.
+_EPILOGUE = (
+    "\ntry:\n    _hwm = next(int(l.split()[1]) for l in open('/proc/self/status') if l.startswith('VmHWM'))\n"
+    "except (OSError, StopIteration):\n    _hwm = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+    f"print({MARK!r} + json.dumps({{'result': result, 'seconds': time.time() - _t0, "
+    "'peak_mb': _hwm / 1024}, default=str))\n")
 MEASURED: list[tuple[str, float, float]] = []      # (test id, seconds, peak MB) of every run
 
 

@@ -67,16 +67,18 @@ def test_alias_bomb_refused_in_process_quickly(isolated, tmp_path):
     < 1 s and < 100 MB over the interpreter's own footprint."""
     text = "model: m\nobjective: sft\ndata: {train: x.jsonl}\n" + BOMB + "j: &j [" + ", ".join(["*i"] * 9) + "]\n"
     res = isolated(f"""
-        import resource, time
+        import time
         from curate.errors import CurateError
         from curate.train import load_train_config
         open("t.yaml", "w").write({text!r})
-        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        def hwm_kb():   # this process's own peak RSS (ru_maxrss would include the forked parent's)
+            return next(int(ln.split()[1]) for ln in open("/proc/self/status") if ln.startswith("VmHWM"))
+        before = hwm_kb()
         t = time.time()
         try:
             load_train_config("t.yaml")
         except CurateError as e:
-            result = [str(e), time.time() - t, (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024]
+            result = [str(e), time.time() - t, (hwm_kb() - before) / 1024]
     """, cwd=str(tmp_path)).ok()
     msg, seconds, grew_mb = res.result
     assert msg.startswith("t.yaml:") and "more than 100000 nodes" in msg

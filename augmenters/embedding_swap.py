@@ -20,9 +20,11 @@ from typing import Sequence
 
 import numpy as np
 import xxhash
+from curate.augmenters._base import Augmenter, AugmenterConfig, register_augmenter
+from curate.augmenters.meaning import antonyms
+from curate.augmenters.protect import ProtectOptions, protected_positions
 from pydantic import Field
 
-from curate.augmenters._base import Augmenter, AugmenterConfig, register_augmenter
 from curate.errors import CurateError
 from curate.extras import require
 
@@ -30,7 +32,7 @@ WORD_RE = re.compile(r"[A-Za-z]+(?:'[A-Za-z]+)?|[^A-Za-z]+")
 ASCII_WORD = re.compile(r"^[a-z]{2,}$")
 
 
-class EmbeddingSwapConfig(AugmenterConfig):
+class EmbeddingSwapConfig(AugmenterConfig, ProtectOptions):
     vectors: str | None = Field(
         default=None, description="Word-vector file (word2vec .bin/.txt, GloVe .txt, fastText .vec); "
                                   "default: all-MiniLM-L6-v2 word-piece embeddings (offline).")
@@ -136,13 +138,14 @@ class EmbeddingSwap(Augmenter):
         wv = load_vectors(cfg.vectors, cfg.vocab_limit)
         stop = _stopwords() if cfg.skip_stopwords else frozenset()
         tokens = [WORD_RE.findall(t or "") for t in texts]
-        # Eligible positions per text (words in the vocabulary, not stop words).
+        protected = protected_positions(texts, tokens, cfg)
+        # Eligible positions per text (words in the vocabulary, not stop words, not protected).
         elig: list[list[tuple[int, int]]] = []
-        for toks in tokens:
+        for toks, prot in zip(tokens, protected):
             e = []
             for pos, tok in enumerate(toks):
                 low = tok.lower()
-                if tok[:1].isalpha() and low not in stop and low in wv.index:
+                if tok[:1].isalpha() and low not in stop and low in wv.index and pos not in prot:
                     e.append((pos, wv.index[low]))
             elig.append(e)
         wv.neighbours([i for e in elig for _, i in e], cfg.top_k)
@@ -163,7 +166,8 @@ class EmbeddingSwap(Augmenter):
                 nb, sims = wv.get(i)
                 word = wv.words[i]
                 cands = [wv.words[c] for c, s in zip(nb, sims)
-                         if s >= cfg.min_similarity and not _same_stem(word, wv.words[c])][:cfg.top_k]
+                         if s >= cfg.min_similarity and not _same_stem(word, wv.words[c])
+                         and wv.words[c] not in antonyms(word)][:cfg.top_k]   # late/early sit close in vector space
                 if not cands:
                     continue
                 new[pos] = match_case(toks[pos], cands[int(rng.integers(len(cands)))])

@@ -1,4 +1,9 @@
-"""The quality gate every augmented row passes: not a copy, not drifted, sane length, same label.
+"""The quality gate every augmented row passes: same meaning, not a copy, not drifted, sane length,
+same label.
+
+* Meaning checks (:mod:`curate.augmenters.meaning`, on by default): placeholders, numbers, date
+  words, negations, WordNet antonyms, named entities and part of speech of swapped words must
+  survive the edit — things sentence-embedding cosine cannot see.
 
 * Semantic similarity to the parent (:func:`curate.embed.embed`, cosine) must lie in
   ``[min_similarity, max_similarity)``: below = drifted, at/above = a copy.
@@ -6,6 +11,8 @@
 * Label preserved, when configured: a text-classification model (``label_model``, optionally
   ``label_map`` from model labels to data labels) or an LLM judge (``label_judge``, a
   :mod:`curate.llm` backend spec) must give the child the parent's label.
+* Entailment, when ``nli_model`` is set: an NLI / cross-encoder model must find that the parent
+  entails the child with probability ≥ ``min_entailment``.
 
 Checks run vectorised over the batch (one embedding call for parents and children).
 """
@@ -16,6 +23,7 @@ from typing import Any, Sequence
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+from curate.extras import require
 
 JUDGE_PROMPT = ("Classify the text into exactly one of these labels: {labels}.\n\nText:\n{text}\n\n"
                 "Answer with the label only.")
@@ -33,6 +41,14 @@ class GateConfig(BaseModel):
     label_model: str | None = Field(default=None, description="text-classification model name/path.")
     label_map: dict[str, str] | None = Field(default=None, description="Model label -> data label.")
     label_judge: dict[str, Any] | None = Field(default=None, description="curate.llm backend spec for a judge.")
+    meaning_checks: bool = Field(default=True, description="Reject edits that change placeholders, numbers, "
+                                                           "dates, negation, antonyms, entities or POS.")
+    check_entities: bool = Field(default=True, description="Include the entity and POS checks (spaCy's English "
+                                                           "pipeline when installed).")
+    nli_model: str | None = Field(default=None, description="NLI / cross-encoder model (sequence-pair "
+                                                            "classification) for the entailment check.")
+    entailment_label: str = Field(default="entailment", description="The NLI model's label for entailment.")
+    min_entailment: float = Field(default=0.5, ge=0, le=1, description="Least P(parent entails child).")
 
     @model_validator(mode="after")
     def _bounds(self) -> "GateConfig":
@@ -75,14 +91,40 @@ _CLASSIFIERS: dict[str, Any] = {}
 
 def _classifier(name: str):
     if name not in _CLASSIFIERS:
+        require("transformers", extra="augment")
         from transformers import pipeline
         _CLASSIFIERS[name] = pipeline("text-classification", model=name)
     return _CLASSIFIERS[name]
 
 
+def entailment(model: str, premises: Sequence[str], hypotheses: Sequence[str], label: str,
+               batch_size: int = 32) -> np.ndarray:
+    """P(``label``) for each (premise, hypothesis) pair under a sequence-pair classifier."""
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+    if model not in _CLASSIFIERS:
+        _CLASSIFIERS[model] = (AutoTokenizer.from_pretrained(model),
+                               AutoModelForSequenceClassification.from_pretrained(model).eval())
+    tok, clf = _CLASSIFIERS[model]
+    ids = {k.lower(): v for k, v in clf.config.label2id.items()}
+    if label.lower() not in ids:
+        from curate.errors import CurateError
+        raise CurateError(f"gate: nli_model {model} has no label {label!r} (labels: {sorted(ids)}); "
+                          "set entailment_label")
+    out = []
+    for lo in range(0, len(premises), batch_size):
+        enc = tok(list(premises[lo:lo + batch_size]), list(hypotheses[lo:lo + batch_size]), return_tensors="pt",
+                  padding=True, truncation=True, max_length=256)
+        with torch.no_grad():
+            out.append(clf(**enc).logits.softmax(-1)[:, ids[label.lower()]].numpy())
+    return np.concatenate(out) if out else np.zeros(0)
+
+
 def check(parents: Sequence[str], children: Sequence[str | None], cfg: GateConfig,
-          labels: Sequence[Any] | None = None) -> GateResult:
-    """Run the gate over parent/child pairs (children that are ``None`` fail as ``no_variant``)."""
+          labels: Sequence[Any] | None = None, word_level: bool = True) -> GateResult:
+    """Run the gate over parent/child pairs (children that are ``None`` fail as ``no_variant``).
+    ``word_level=False`` (character-noise augmenters) skips the entity and POS checks, which typos
+    would trip without changing what the text means."""
     from curate.embed import embed
     n = len(parents)
     reasons: list[str | None] = [None] * n
@@ -103,17 +145,29 @@ def check(parents: Sequence[str], children: Sequence[str | None], cfg: GateConfi
     plen = np.asarray([max(len(p), 1) for p in P], dtype=float)
     r = np.asarray([len(c) for c in C], dtype=float) / plen
     sim[live], ratio[live] = s, r
+    meaning = [None] * len(live)
+    if cfg.meaning_checks:
+        from curate.augmenters.meaning import meaning_reasons
+        meaning = meaning_reasons(P, C, entities=cfg.check_entities and word_level)
     preds = None
     if labels is not None and (cfg.label_model or cfg.label_judge):
         preds = predict_labels(cfg, C, [str(labels[i]) for i in live])
     for k, i in enumerate(live):
-        if s[k] >= cfg.max_similarity:
-            reasons[i], details[i] = "gate_copy", f"similarity {s[k]:.3f} >= {cfg.max_similarity}"
-        elif s[k] < cfg.min_similarity:
+        if s[k] < cfg.min_similarity:
             reasons[i], details[i] = "gate_drifted", f"similarity {s[k]:.3f} < {cfg.min_similarity}"
+        elif meaning[k] is not None:          # before the copy check: a one-digit edit is no copy
+            reasons[i], details[i] = meaning[k]
+        elif s[k] >= cfg.max_similarity:
+            reasons[i], details[i] = "gate_copy", f"similarity {s[k]:.3f} >= {cfg.max_similarity}"
         elif not cfg.min_length_ratio <= r[k] <= cfg.max_length_ratio:
             reasons[i], details[i] = "gate_length_ratio", (
                 f"length ratio {r[k]:.2f} outside [{cfg.min_length_ratio}, {cfg.max_length_ratio}]")
         elif preds is not None and str(preds[k]).lower() != str(labels[i]).lower():
             reasons[i], details[i] = "gate_label_changed", f"predicted {preds[k]!r}, expected {labels[i]!r}"
+    if cfg.nli_model:
+        alive = [k for k, i in enumerate(live) if reasons[i] is None]
+        probs = entailment(cfg.nli_model, [P[k] for k in alive], [C[k] for k in alive], cfg.entailment_label)
+        for k, pr in zip(alive, probs):
+            if pr < cfg.min_entailment:
+                reasons[live[k]], details[live[k]] = "gate_not_entailed", f"P(entailment) {pr:.2f} < {cfg.min_entailment}"
     return GateResult(reasons, details, sim, ratio)

@@ -33,6 +33,8 @@ class WordDropoutConfig(AugmenterConfig):
 class _NlpaugNoise(Augmenter):
     """Shared batch runner for the nlpaug-backed augmenters."""
 
+    swaps_words = False    # character noise: the gate skips its entity and POS checks
+
     def build(self) -> Any:  # pragma: no cover - abstract-ish
         raise NotImplementedError
 

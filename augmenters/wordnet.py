@@ -13,13 +13,14 @@ import re
 from functools import lru_cache
 from typing import Sequence
 
-from pydantic import Field
-
 from curate.augmenters._base import Augmenter, AugmenterConfig, register_augmenter
 from curate.augmenters.embedding_swap import WORD_RE, _stopwords, match_case, text_rng
+from curate.augmenters.meaning import antonyms
+from curate.augmenters.protect import ProtectOptions, protected_positions
+from pydantic import Field
 
 
-class WordNetConfig(AugmenterConfig):
+class WordNetConfig(AugmenterConfig, ProtectOptions):
     nltk_data: str | None = Field(default=None, description="NLTK data root holding corpora/wordnet "
                                                             "(default $NLTK_DATA or ~/nltk_data).")
     aug_p: float = Field(default=0.2, gt=0, le=1, description="Share of eligible words to replace.")
@@ -68,10 +69,10 @@ class WordNetSynonyms(Augmenter):
         cfg: WordNetConfig = self.config  # type: ignore[assignment]
         stop = _stopwords() if cfg.skip_stopwords else frozenset()
         out: list[str | None] = []
-        for text in texts:
-            toks = WORD_RE.findall(text or "")
-            elig = [(i, syn) for i, t in enumerate(toks)
-                    if t[:1].isalpha() and t.lower() not in stop and (syn := self.synonyms(t.lower()))]
+        tokens = [WORD_RE.findall(text or "") for text in texts]
+        for text, toks, prot in zip(texts, tokens, protected_positions(texts, tokens, cfg)):
+            elig = [(i, syn) for i, t in enumerate(toks) if t[:1].isalpha() and t.lower() not in stop
+                    and i not in prot and (syn := self.synonyms(t.lower()))]
             if not elig:
                 out.append(None)
                 continue
@@ -80,6 +81,9 @@ class WordNetSynonyms(Augmenter):
             new = list(toks)
             for j in rng.permutation(len(elig))[:n]:
                 i, syn = elig[j]
+                syn = tuple(w for w in syn if w.lower() not in antonyms(toks[i].lower()))
+                if not syn:
+                    continue
                 new[i] = match_case(toks[i], syn[int(rng.integers(len(syn)))])
-            out.append("".join(new))
+            out.append("".join(new) if new != toks else None)
         return out

@@ -5,8 +5,13 @@ tests/data/verify_eval.jsonl (304 generations: curate's own augmenters at mild a
 settings, and hand-made hard cases), against the previous defaults (format, length, novelty: no
 junk check) as the baseline row.
 
-gate: the meaning-kept / meaning-changed set for the augmentation gate is not built yet (issue
-#15), so gate_f1 prints nan rather than a number that measures nothing.
+gate: precision / recall / F1 of the augmentation gate (meaning-changed = positive) on
+tests/data/gate_eval.jsonl (330 pairs: curate's WordNet and noise augmenters, contraction and
+punctuation edits → kept; antonym, negation, number, entity, weekday and sister-term edits →
+changed). A `gate_copy` rejection counts as meaning kept (the variant is too close to be useful,
+not wrong). Labels come from how each edit was made: WordNet swaps are labelled kept although
+some do shift meaning, so part of the gate's "false positives" there are right calls. Baselines: nlpaug's augmenters with no gate (every variant accepted), and the previous
+gate (embedding cosine and length ratio only).
 
     .venv/bin/python bench/gate.py [--small]
 Last line: gate_f1=<x> verify_f1=<y>
@@ -63,8 +68,41 @@ def main() -> None:
                     by_kind.setdefault(f"{row['label']}/{k}", [0, 0])[0 if right else 1] += 1
                 for k, (ok, bad) in sorted(by_kind.items()):
                     print(f"  {k:<32} right {ok:>4}  wrong {bad:>3}")
-    print("gate: meaning-kept/changed set not built yet (issue #15)")
-    print(f"gate_f1=nan verify_f1={f1_new:.3f}")
+    gate_f1 = _gate_rows()
+    print(f"gate_f1={gate_f1:.3f} verify_f1={f1_new:.3f}")
+
+
+def _gate_rows() -> float:
+    from curate.augmenters.gate import GateConfig, check
+    pairs = [json.loads(ln) for ln in (ROOT / "tests/data/gate_eval.jsonl").read_text(encoding="utf-8").split("\n") if ln]
+    gold = [p["label"] == "changed" for p in pairs]
+    noise = [p["kind"].split(":")[-1] in ("keyboard", "char_noise", "ocr") for p in pairs]
+    print(f"\ngate on {len(pairs)} labelled pairs ({sum(gold)} meaning-changed)")
+    print(f"{'gate':<34} {'precision':>9} {'recall':>7} {'f1':>6}")
+    p, r, f = _prf([False] * len(pairs), gold)
+    print(f"{'nlpaug augmenters, no gate':<34} {p:>9.3f} {r:>7.3f} {f:>6.3f}")
+    f1 = 0.0
+    for name, cfg in (("previous gate (cosine + length)", GateConfig(meaning_checks=False)),
+                      ("curate gate (meaning checks)", GateConfig())):
+        pred = [False] * len(pairs)
+        reasons: dict[str, int] = {}
+        for word_level in (True, False):
+            idx = [i for i in range(len(pairs)) if noise[i] != word_level]
+            res = check([pairs[i]["original"] for i in idx], [pairs[i]["edited"] for i in idx], cfg,
+                        word_level=word_level)
+            for i, reason in zip(idx, res.reasons):
+                pred[i] = reason not in (None, "gate_copy")   # a near-copy keeps meaning (rejected as useless)
+                if reason:
+                    reasons[reason] = reasons.get(reason, 0) + 1
+        p, r, f = _prf(pred, gold)
+        print(f"{name:<34} {p:>9.3f} {r:>7.3f} {f:>6.3f}   {dict(sorted(reasons.items()))}")
+        f1 = f
+        by_kind: dict[str, list[int]] = {}
+        for pair, pr in zip(pairs, pred):
+            by_kind.setdefault(f"{pair['label']}/{pair['kind']}", [0, 0])[0 if pr == (pair["label"] == "changed") else 1] += 1
+    for k, (ok, bad) in sorted(by_kind.items()):
+        print(f"  {k:<32} right {ok:>4}  wrong {bad:>3}")
+    return f1
 
 
 if __name__ == "__main__":

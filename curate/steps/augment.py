@@ -117,7 +117,7 @@ class Augment(Step):
                 children: list[str | None] = [None] * len(texts)
                 for i, t in zip(todo, made):
                     children[i] = t
-                res = check(texts, children, gcfg, labels)
+                res = check(texts, children, gcfg, labels, word_level=getattr(aug, "swaps_words", True))
                 reasons = list(res.reasons)
                 details = list(res.details)
                 for i in np.flatnonzero(unsupported):

@@ -38,8 +38,8 @@ def test_embedding_swap_reads_vector_files(tmp_path, fmt):
     path = write_vectors(tmp_path)[fmt]
     aug = build_augmenter({"embedding_swap": {"vectors": str(path), "aug_p": 1.0, "top_k": 1,
                                               "min_similarity": 0.9}})
-    out = aug.augment(["I am happy with this Movie", "nothing known here", ""], seed=1)
-    assert out[0] == "I am glad with this Film"
+    out = aug.augment(["I am happy with this movie", "nothing known here", ""], seed=1)
+    assert out[0] == "I am glad with this film"
     assert out[1] is None and out[2] is None
 
 

@@ -27,7 +27,7 @@ def test_self_instruct_tiny_pipeline(tmp_path, monkeypatch, tiny_model):
     assert pref["rows_in"] == 175 + si["stats"]["instances"]
     assert pref["stats"]["prompts"] == si["stats"]["instances"]            # apply_to: self_instruct only
     assert pref["stats"]["pairs"] + sum(pref["stats"]["rejected_by_reason"].values()) == pref["stats"]["prompts"]
-    assert set(ver["stats"]["checks"]) == {"format", "label", "length", "novelty"}
+    assert set(ver["stats"]["checks"]) == {"format", "label", "length", "novelty"}     # junk: false here
     assert ver["rows_in"] == ver["rows_out"] + ver["rows_rejected"]
 
     final = r.data()

@@ -1,0 +1,61 @@
+"""Protected spans: the words a word-swap augmenter must never touch — redaction placeholders
+(``<PHONE>``), numbers, URLs, e-mails, date words, negations, named entities and the words the
+user lists — and, when spaCy's English pipeline is installed, every word that is not a content
+word (noun, verb, adjective, adverb). Positions refer to the augmenters' ``WORD_RE`` tokens."""
+from __future__ import annotations
+
+import re
+from typing import Sequence
+
+from curate.augmenters.meaning import DATE_WORDS, NEGATIONS, _spacy
+from pydantic import BaseModel, Field
+
+SPANS = re.compile(r"<[A-Z][A-Z_]*>|https?://\S+|www\.\S+|[\w.+-]+@[\w-]+\.[\w.]+|\d+(?:[.,:/]\d+)*")
+CONTENT_POS = frozenset({"NOUN", "VERB", "ADJ", "ADV"})
+
+
+class ProtectOptions(BaseModel):
+    """What a word-swap augmenter leaves alone."""
+
+    protect: list[str] = Field(default_factory=list, description="Words never replaced (case-insensitive), "
+                                                                 "besides placeholders, numbers, URLs, e-mails, "
+                                                                 "dates, negations and named entities.")
+    protect_entities: bool = Field(default=True, description="Never replace named entities (spaCy NER when "
+                                                             "installed, else capitalised words mid-sentence).")
+    content_words_only: bool = Field(default=True, description="Replace only nouns, verbs, adjectives and "
+                                                               "adverbs (needs spaCy's English pipeline).")
+
+
+def _offsets(tokens: Sequence[str]) -> list[tuple[int, int]]:
+    out, pos = [], 0
+    for t in tokens:
+        out.append((pos, pos + len(t)))
+        pos += len(t)
+    return out
+
+
+def protected_positions(texts: Sequence[str], tokens: Sequence[Sequence[str]], opts: ProtectOptions) -> list[set[int]]:
+    """Per text, the token positions an augmenter must keep as they are."""
+    user = {w.lower() for w in opts.protect}
+    nlp = _spacy() if (opts.protect_entities or opts.content_words_only) else None
+    docs = list(nlp.pipe([t or "" for t in texts], batch_size=256)) if nlp is not None else [None] * len(texts)
+    out = []
+    for text, toks, doc in zip(texts, tokens, docs):
+        text = text or ""
+        spans = [m.span() for m in SPANS.finditer(text)]
+        keep_chars = set()
+        if doc is not None:
+            if opts.protect_entities:
+                spans += [(e.start_char, e.end_char) for e in doc.ents]
+            if opts.content_words_only:
+                keep_chars = {t.idx for t in doc if t.is_alpha and t.pos_ not in CONTENT_POS}
+        elif opts.protect_entities:
+            spans += [m.span() for m in re.finditer(r"(?<![.!?]\s)(?<!^)\b[A-Z][a-z]+\b", text)]
+        prot = set()
+        for k, ((a, b), tok) in enumerate(zip(_offsets(toks), toks)):
+            low = tok.lower()
+            if (low in user or low in DATE_WORDS or low in NEGATIONS or low.endswith("n't") or a in keep_chars
+                    or any(a < e and s < b for s, e in spans)):
+                prot.add(k)
+        out.append(prot)
+    return out

@@ -1,0 +1,86 @@
+"""The gate sees meaning: antonyms, negation, numbers, dates, placeholders, entities and broken
+grammar each get their own reason; word-swap augmenters leave protected spans alone."""
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from curate.augmenters._base import build_augmenter
+from curate.augmenters.gate import GateConfig, check
+from curate.augmenters.meaning import antonyms, meaning_reasons
+from curate.errors import CurateError
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.parametrize("parent,child,reason", [
+    ("I'll be late for dinner", "I'll be early for dinner", "gate_antonym"),
+    ("he is gay", "he is heterosexual", "gate_antonym"),
+    ("See you on Sunday", "See you on Tuesday", "gate_date_changed"),
+    ("Call <PHONE> now", "Call <IPHONE> now", "gate_placeholder_changed"),
+    ("Pay 50 pounds today", "Pay 500 pounds today", "gate_number_changed"),
+    ("I am not coming", "I am coming", "gate_negation_changed"),
+    ("I won ' t go", "I will go", "gate_negation_changed"),          # nlpaug's detokenised contraction
+    ("John loves his dog", "Peter loves his dog", "gate_entity_changed"),
+    ("how much we need for alcohol?", "how much we need for drunken?", "gate_pos_changed"),
+])
+def test_each_meaning_change_has_its_reason(parent, child, reason):
+    assert meaning_reasons([parent], [child])[0][0] == reason
+
+
+def test_meaning_kept_edits_pass():
+    pairs = [("I'll be late for dinner", "I will be late for dinner"), ("The movie was great", "The film was great"),
+             ("I want to buy a big car", "I want to buy a large car"), ("It is a very personal decision.",
+                                                                        "It is a very personal decision!")]
+    assert meaning_reasons([p for p, _ in pairs], [c for _, c in pairs]) == [None] * len(pairs)
+    # character noise: a letter turned digit is no number change, a lost number is
+    assert meaning_reasons(["Lol yes, see you on the bus"], ["Lol ye8, see you 0n the bus"], entities=False) == [None]
+    assert meaning_reasons(["call 0800 123"], ["call 0800 1z3"], entities=False)[0][0] == "gate_number_changed"
+
+
+def test_labelled_pairs_hand_made_changes_are_caught():
+    rows = [json.loads(ln) for ln in (REPO / "tests/data/gate_eval.jsonl").read_text(encoding="utf-8").split("\n") if ln]
+    assert len(rows) >= 300 and {r["label"] for r in rows} == {"kept", "changed"}
+    rule_kinds = ("hand:antonym", "hand:negation", "hand:number", "hand:weekday", "hand:entity")
+    changed = [r for r in rows if r["kind"] in rule_kinds]
+    got = meaning_reasons([r["original"] for r in changed], [r["edited"] for r in changed])
+    assert sum(g is not None for g in got) >= 0.95 * len(changed)
+    kept = [r for r in rows if r["kind"] in ("hand:contraction", "hand:punctuation")]
+    got = meaning_reasons([r["original"] for r in kept], [r["edited"] for r in kept])
+    assert sum(g is not None for g in got) <= 1
+
+
+def test_swaps_leave_protected_spans_alone():
+    text = ("Call <PHONE> now to claim your 50 pound prize at https://example.com or mail bob@example.com, "
+            "it's not too late on Sunday, said John in London")
+    keep = ["<PHONE>", "50", "https://example.com", "bob@example.com", "not", "Sunday", "John", "London", "prize"]
+    for spec in ({"embedding_swap": {"aug_p": 1.0, "aug_max": 50, "protect": ["prize"]}},
+                 {"wordnet": {"aug_p": 1.0, "aug_max": 50, "protect": ["prize"]}}):
+        out = build_augmenter(spec).augment([text], seed=3)[0]
+        assert out is not None and out != text
+        for span in keep:
+            assert span in out, (spec, span, out)
+
+
+def test_swaps_never_pick_an_antonym():
+    assert "early" in antonyms("late") and "lose" in antonyms("win")
+    outs = build_augmenter({"embedding_swap": {"aug_p": 1.0, "top_k": 20, "min_similarity": 0.0}}).augment(
+        ["I will be late and lose the game"] * 1, seed=1)
+    words = set(re.findall(r"[a-z]+", (outs[0] or "").lower()))
+    assert "early" not in words and "win" not in words
+
+
+def test_nli_check_with_a_sequence_pair_classifier(tmp_path):
+    from curate.testing import tiny_classifier
+    clf = str(tiny_classifier(tmp_path / "nli"))
+    parents, children = ["The cat sat on the mat today"], ["The cat sat on a mat today"]
+    strict = GateConfig(nli_model=clf, entailment_label="LABEL_0", min_entailment=1.0, min_similarity=-1, max_similarity=1.0)
+    res = check(parents, children, strict)
+    assert res.reasons == ["gate_not_entailed"] and "P(entailment)" in res.details[0]
+    lax = GateConfig(nli_model=clf, entailment_label="LABEL_0", min_entailment=0.0, min_similarity=-1, max_similarity=1.0)
+    assert check(parents, children, lax).reasons == [None]
+    with pytest.raises(CurateError, match="has no label 'entailment'"):
+        check(parents, children, GateConfig(nli_model=clf, min_similarity=-1, max_similarity=1.0))

@@ -106,3 +106,23 @@ def test_llm_votes_through_http_server():
     assert res.stats["confidence_mode"] == {"vote": 4} and res.stats["label_counts"] == {"spam": 2, "ham": 1}
     merged = AutoLabel.merge_stats(step, [res.stats, res.stats])
     assert merged["mean_confidence"] == round(2.6 / 4, 4) and merged["labelled"] == 6
+
+
+def test_auto_label_through_the_engine_in_batches(tmp_path):
+    from curate import Pipeline
+    from curate.llm.server import serve
+    srv = serve(Scripted(_answer))
+    try:
+        rows = [{"t": t} for t in TEXTS * 2]
+        p = Pipeline(name="al", sources=[{"inline": {"rows": rows, "text": "t"}}], batch_size=3,
+                     steps=[{"auto_label": {"model": "scripted", "backend": "http", "base_url": srv.url,
+                                            "labels": ["spam", "ham"], "votes": 5}}],
+                     workdir=str(tmp_path / ".c"), out_dir=str(tmp_path / "o"))
+        r = p.run()
+    finally:
+        srv.stop()
+    st = r.manifest["steps"][0]
+    assert st["rows_in"] == st["rows_out"] == 8 and st["rows_rejected"] == 0
+    assert st["stats"]["labelled"] == 6 and st["stats"]["needs_review"] == 4
+    assert st["stats"]["mean_confidence"] == round(2 * 2.6 / 8, 4)
+    assert sorted(r.data()["auto_label"].drop_nulls().to_list()) == ["ham", "ham", "spam", "spam", "spam", "spam"]

@@ -115,11 +115,11 @@ class AutoLabel(Step):
         else:
             labels, conf, mode = self._llm(texts, ctx)
         conf = np.round(np.asarray(conf, dtype=np.float64), 4)
-        review = [(lab is None) or (cf < c.min_confidence) for lab, cf in zip(labels, conf)]
+        review = [bool((lab is None) or (cf < c.min_confidence)) for lab, cf in zip(labels, conf)]
         out = df.with_columns(pl.Series(c.label_column, labels, dtype=pl.String),
                               pl.Series(c.confidence_column, conf, dtype=pl.Float64),
                               pl.Series(c.review_column, review, dtype=pl.Boolean))
-        stats = {"labelled": sum(lab is not None for lab in labels), "needs_review": sum(review),
+        stats = {"labelled": sum(lab is not None for lab in labels), "needs_review": int(sum(review)),
                  "label_counts": dict(Counter(lab for lab in labels if lab is not None)),
                  "confidence_sum": float(conf.sum()), "confidence_mode": {mode: len(texts)}}
         return StepResult(kept=out, rejected=R.empty_rejects(df), stats=stats)

@@ -379,6 +379,14 @@ def exclusive_lock(path: Path | str, what: str, wait: bool = False,
             if on_wait is not None:
                 on_wait(holder)
             fcntl.flock(fd, fcntl.LOCK_EX)
+        except OSError as e:
+            if e.errno not in (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS):
+                raise storage_error(e, path, "cannot lock") from None
+            import logging                # a file system without flock (some NFS): run unlocked
+            logging.getLogger("curate.io").warning("%s: no file locking here (%s); running unlocked",
+                                                   path, e.strerror)
+            yield
+            return
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         try:

@@ -4,7 +4,8 @@ A line longer than ``max_record_bytes`` is never held whole: past the bound its 
 to the next ``\\n`` and it becomes a ``too_large`` line error (its text a short placeholder). In a
 file whose guessed codec is a legacy one (cp1252 ...), a line that is valid multi-byte UTF-8 is
 decoded as UTF-8 and counted (``utf8_fallback_lines``), so a mixed file is not garbled silently.
-Lines that do not decode are ``bad_encoding`` line errors. A stream that breaks off (corrupt
+Lines that do not decode are ``bad_encoding`` line errors; lines ftfy reads as mojibake
+(UTF-8 decoded as cp1252 upstream) are counted (``mojibake_lines``). A stream that breaks off (corrupt
 compression, a decompression bomb) ends with an empty block carrying the :class:`ReadProblem`.
 """
 from __future__ import annotations
@@ -120,7 +121,25 @@ def iter_blocks(fileobj: BinaryIO, locator: str, encoding: str = "auto", *,
         if block.fallbacks:
             fallbacks += block.fallbacks
             info["utf8_fallback_lines"] = fallbacks
+        bad = _mojibake_lines(block)
+        if bad:
+            info["mojibake_lines"] = info.get("mojibake_lines", 0) + bad
         yield block
+
+
+# Characters that start UTF-8 text misread as cp1252/latin-1 ("Ã©", "â€”", "Ð¿"): a cheap
+# block-level filter before ftfy's slower per-line check.
+_MOJIBAKE_LEADS = ("Ã", "Â", "â€", "Ð", "Ñ", "Ø", "Ù", "Î", "Ï")
+
+
+def _mojibake_lines(block: Block) -> int:
+    """How many lines of ``block`` read as mojibake to ftfy (counted for the manifest; the
+    ``clean`` step's ``fix_unicode`` repairs them)."""
+    text = block.text
+    if not any(c in text for c in _MOJIBAKE_LEADS):
+        return 0
+    from ftfy.badness import is_bad
+    return sum(1 for ln in block.lines if any(c in ln for c in _MOJIBAKE_LEADS) and is_bad(ln))
 
 
 def block_options(options: Any, info: dict[str, Any] | None) -> dict[str, Any]:

@@ -380,3 +380,15 @@ def test_s3_object_named_gz_that_is_plain_text(isolated, tmp_path):
     out = res.result
     assert out["rows"] == 1 and [r[:2] for r in out["rejects"]] == [["s3://bkt/d/bad.jsonl.gz:1", "bad_compression"]]
     assert out["stats"]["files"]["s3://bkt/d/good.jsonl.gz"]["compression"] == "gzip"
+
+
+def test_mojibake_lines_are_counted(isolated, tmp_path):
+    """Class: a UTF-8 file with lines that were UTF-8 misread as cp1252 upstream ("cafÃ©",
+    "Ð¿Ñ€Ð¸Ð²ÐµÑ‚"). Gets: rows kept (the clean step's fix_unicode repairs them), counted as
+    `mojibake_lines` in the file's stats; correct accented text is not counted."""
+    out, _ = read_case(isolated, tmp_path, "jsonl", """
+        lines = ['{"t": "café crème"}', '{"t": "cafÃ© crÃ¨me"}', '{"t": "Ð¿Ñ€Ð¸Ð²ÐµÑ‚"}', '{"t": "São Paulo"}']
+        open("m.jsonl", "w", encoding="utf-8").write("\\n".join(lines * 100) + "\\n")
+    """, path="m.jsonl")
+    assert out["rows"] == 400 and out["rejects"] == []
+    assert file_stats(out, "m.jsonl")["mojibake_lines"] == 200

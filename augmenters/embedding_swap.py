@@ -22,7 +22,7 @@ import numpy as np
 import xxhash
 from curate.augmenters._base import Augmenter, AugmenterConfig, register_augmenter
 from curate.augmenters.meaning import antonyms
-from curate.augmenters.protect import ProtectOptions, protected_positions
+from curate.augmenters.protect import ProtectOptions, analyse, inflect_like
 from pydantic import Field
 
 from curate.errors import CurateError
@@ -138,7 +138,8 @@ class EmbeddingSwap(Augmenter):
         wv = load_vectors(cfg.vectors, cfg.vocab_limit)
         stop = _stopwords() if cfg.skip_stopwords else frozenset()
         tokens = [WORD_RE.findall(t or "") for t in texts]
-        protected = protected_positions(texts, tokens, cfg)
+        analysed = analyse(texts, tokens, cfg)
+        protected = [prot for prot, _ in analysed]
         # Eligible positions per text (words in the vocabulary, not stop words, not protected).
         elig: list[list[tuple[int, int]]] = []
         for toks, prot in zip(tokens, protected):
@@ -150,7 +151,7 @@ class EmbeddingSwap(Augmenter):
             elig.append(e)
         wv.neighbours([i for e in elig for _, i in e], cfg.top_k)
         out: list[str | None] = []
-        for text, toks, e in zip(texts, tokens, elig):
+        for text, toks, e, (_, tags) in zip(texts, tokens, elig, analysed):
             if not e:
                 out.append(None)
                 continue
@@ -170,7 +171,7 @@ class EmbeddingSwap(Augmenter):
                          and wv.words[c] not in antonyms(word)][:cfg.top_k]   # late/early sit close in vector space
                 if not cands:
                     continue
-                new[pos] = match_case(toks[pos], cands[int(rng.integers(len(cands)))])
+                new[pos] = match_case(toks[pos], inflect_like(cands[int(rng.integers(len(cands)))], tags.get(pos)))
                 changed += 1
             out.append("".join(new) if changed else None)
         return out

@@ -36,6 +36,30 @@ def _offsets(tokens: Sequence[str]) -> list[tuple[int, int]]:
 
 def protected_positions(texts: Sequence[str], tokens: Sequence[Sequence[str]], opts: ProtectOptions) -> list[set[int]]:
     """Per text, the token positions an augmenter must keep as they are."""
+    return [prot for prot, _ in analyse(texts, tokens, opts)]
+
+
+def inflect_like(candidate: str, tag: tuple[str, str] | None) -> str:
+    """``candidate`` in the inflection of the word it replaces (``likes`` → ``enjoy`` becomes
+    ``enjoys``), from its Penn tag via lemminflect; unchanged without a tag or the library."""
+    if tag is None:
+        return candidate
+    upos, ptb = tag
+    if ptb in ("NN", "VB", "VBP", "JJ", "RB", "NNP") or upos not in CONTENT_POS:
+        return candidate
+    try:
+        from lemminflect import getInflection, getLemma
+    except ImportError:
+        return candidate
+    lemmas = getLemma(candidate, upos=upos) or (candidate,)
+    forms = getInflection(lemmas[0], tag=ptb)
+    return forms[0] if forms else candidate
+
+
+def analyse(texts: Sequence[str], tokens: Sequence[Sequence[str]], opts: ProtectOptions
+            ) -> list[tuple[set[int], dict[int, tuple[str, str]]]]:
+    """Per text: the protected token positions, and (with spaCy) each token position's
+    (coarse POS, Penn tag) for :func:`inflect_like`."""
     user = {w.lower() for w in opts.protect}
     nlp = _spacy() if (opts.protect_entities or opts.content_words_only) else None
     docs = list(nlp.pipe([t or "" for t in texts], batch_size=256)) if nlp is not None else [None] * len(texts)
@@ -44,6 +68,7 @@ def protected_positions(texts: Sequence[str], tokens: Sequence[Sequence[str]], o
         text = text or ""
         spans = [m.span() for m in SPANS.finditer(text)]
         keep_chars = set()
+        tags_at = {t.idx: (t.pos_, t.tag_) for t in doc} if doc is not None else {}
         if doc is not None:
             if opts.protect_entities:
                 spans += [(e.start_char, e.end_char) for e in doc.ents]
@@ -51,11 +76,13 @@ def protected_positions(texts: Sequence[str], tokens: Sequence[Sequence[str]], o
                 keep_chars = {t.idx for t in doc if t.is_alpha and t.pos_ not in CONTENT_POS}
         elif opts.protect_entities:
             spans += [m.span() for m in re.finditer(r"(?<![.!?]\s)(?<!^)\b[A-Z][a-z]+\b", text)]
-        prot = set()
+        prot, tags = set(), {}
         for k, ((a, b), tok) in enumerate(zip(_offsets(toks), toks)):
             low = tok.lower()
             if (low in user or low in DATE_WORDS or low in NEGATIONS or low.endswith("n't") or a in keep_chars
                     or any(a < e and s < b for s, e in spans)):
                 prot.add(k)
-        out.append(prot)
+            elif a in tags_at:
+                tags[k] = tags_at[a]
+        out.append((prot, tags))
     return out

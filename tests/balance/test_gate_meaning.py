@@ -84,3 +84,12 @@ def test_nli_check_with_a_sequence_pair_classifier(tmp_path):
     assert check(parents, children, lax).reasons == [None]
     with pytest.raises(CurateError, match="has no label 'entailment'"):
         check(parents, children, GateConfig(nli_model=clf, min_similarity=-1, max_similarity=1.0))
+
+
+def test_replacements_take_the_inflection_of_the_word_they_replace():
+    from curate.augmenters.protect import inflect_like
+    assert inflect_like("enjoy", ("VERB", "VBZ")) == "enjoys"
+    assert inflect_like("stride", ("VERB", "VBD")) == "strode"
+    assert inflect_like("child", ("NOUN", "NNS")) == "children"
+    assert inflect_like("big", ("ADJ", "JJR")) == "bigger"
+    assert inflect_like("film", ("NOUN", "NN")) == "film" and inflect_like("film", None) == "film"

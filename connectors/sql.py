@@ -17,22 +17,20 @@ from __future__ import annotations
 
 import hashlib
 import re
-from pathlib import Path
-from typing import Any, Iterator, Literal
+from typing import Any, Iterator
 
 import polars as pl
 from pydantic import Field, field_validator, model_validator
 
 from curate import records as R
-from curate.errors import CurateError, DataError
-from curate.registry import register_output, register_source
-from curate.sink import Sink, SinkConfig
+from curate.errors import DataError
+from curate.registry import register_source
 from curate.source import Source, SourceBatch, SourceConfig, quarantine
 from curate.connectors.sql_guard import check_read_only, dialect_of
 from curate.io import mask_secrets, mask_url, url_secrets
 from curate.extras import require
 
-__all__ = ["SqlSource", "SqlSink", "check_read_only", "safe_url"]
+__all__ = ["SqlSource", "check_read_only", "safe_url"]
 
 def url_or_path(url: str) -> str:
     """Accept a SQLAlchemy URL, or a plain file path meaning SQLite (the default dialect)."""
@@ -419,127 +417,3 @@ class SqlSource(_MaskedRawConfig, Source):
         detail = bad.select(pl.format("column {} is NULL", first_null).alias("d"))["d"].to_list()
         rejected = quarantine(bad[R.SOURCE].to_list(), ["null_value"] * bad.height, detail, self.origin)
         return SourceBatch(df.filter(~null_any), rejected)
-
-
-# ------------------------------------------------------------------------------------ the sink
-class SqlSinkConfig(SinkConfig):
-    """Write the final rows to a database table."""
-
-    url: str = Field(description="SQLAlchemy URL (e.g. ${env:OUT_DB}) or a SQLite file path.")
-    table: str = Field(description="Table to write.")
-    db_schema: str | None = Field(default=None, alias="schema", description="Schema of the table.")
-    if_exists: Literal["fail", "replace", "append"] = Field(
-        default="fail", description="What to do when the table exists.")
-    columns: list[str] | None = Field(default=None, description="Columns to write (default all).")
-    chunk_size: int = Field(default=5_000, ge=1, description="Rows per INSERT batch (executemany).")
-    connect_timeout: float | None = Field(default=10.0, gt=0, description="Seconds to wait for a connection.")
-
-    model_config = {"populate_by_name": True, "extra": "forbid"}
-
-
-def json_text(col: str) -> pl.Expr:
-    """A nested column (list/struct) as JSON text, vectorised: encode a one-field struct, strip it."""
-    enc = pl.struct(pl.col(col).alias("v")).struct.json_encode()
-    return (pl.when(pl.col(col).is_null()).then(None)
-            .otherwise(enc.str.slice(5, enc.str.len_chars() - 6)).alias(col))
-
-
-def _sa_type(dtype: pl.DataType):
-    require("sqlalchemy", extra="sql")
-    import sqlalchemy as sa
-    if dtype == pl.Boolean:
-        return sa.Boolean()
-    if dtype.is_integer():
-        return sa.BigInteger()
-    if dtype.is_float():
-        return sa.Float()
-    if dtype == pl.Date:
-        return sa.Date()
-    if dtype == pl.Datetime or isinstance(dtype, pl.Datetime):
-        return sa.DateTime()
-    return sa.Text()
-
-
-@register_output("sql")
-class SqlSink(_MaskedRawConfig, Sink):
-    """Curated rows into a table: a new or replaced table is filled under a temporary name and
-    renamed into place; appends run in one transaction. Nested values are stored as JSON text."""
-
-    Config = SqlSinkConfig
-
-    def targets(self) -> list[Path]:
-        return []  # a database table, not a local path
-
-    def describe(self) -> str:
-        return f"sql → {self.config.table} at {safe_url(self.config.url)}"
-
-    def _insert(self, conn, table, df: pl.DataFrame) -> None:
-        for start in range(0, df.height, self.config.chunk_size):
-            conn.execute(table.insert(), df.slice(start, self.config.chunk_size).to_dicts())
-
-    def _create_and_swap(self, engine, df: pl.DataFrame, exists: bool) -> None:
-        """Fill a temporary table, then rename it into place, so readers never see a half-written
-        or missing table — also on MySQL/MariaDB, whose DDL is not transactional
-        (``RENAME TABLE`` swaps atomically there; elsewhere DDL runs in the transaction)."""
-        import uuid
-
-        require("sqlalchemy", extra="sql")
-        import sqlalchemy as sa
-        c = self.config
-        tmp_name = f"{c.table}__curate_{uuid.uuid4().hex[:8]}"
-        tmp = sa.Table(tmp_name, sa.MetaData(),
-                       *[sa.Column(n, _sa_type(t)) for n, t in df.schema.items()], schema=c.db_schema)
-        q = engine.dialect.identifier_preparer
-        qual = (lambda n: f"{q.quote_schema(c.db_schema)}.{q.quote(n)}") if c.db_schema else q.quote
-        mysql = engine.dialect.name in ("mysql", "mariadb")
-        try:
-            with engine.begin() as conn:
-                tmp.create(conn)
-                self._insert(conn, tmp, df)
-            with engine.begin() as conn:
-                if mysql:
-                    if exists:
-                        old = f"{c.table}__curate_old_{uuid.uuid4().hex[:8]}"
-                        conn.exec_driver_sql(f"RENAME TABLE {qual(c.table)} TO {qual(old)}, "
-                                             f"{qual(tmp_name)} TO {qual(c.table)}")
-                        conn.exec_driver_sql(f"DROP TABLE {qual(old)}")
-                    else:
-                        conn.exec_driver_sql(f"RENAME TABLE {qual(tmp_name)} TO {qual(c.table)}")
-                else:
-                    if exists:
-                        conn.exec_driver_sql(f"DROP TABLE {qual(c.table)}")
-                    conn.exec_driver_sql(f"ALTER TABLE {qual(tmp_name)} RENAME TO {q.quote(c.table)}")
-        except BaseException:
-            with engine.begin() as conn:             # leave no temporary table behind
-                tmp.drop(conn, checkfirst=True)
-            raise
-
-    def write(self, df: pl.DataFrame, seed: int) -> list[Path]:
-        require("sqlalchemy", extra="sql")
-        import sqlalchemy as sa
-        c = self.config
-        if c.columns:
-            missing = [x for x in c.columns if x not in df.columns]
-            if missing:
-                raise DataError(f"output sql: column {missing[0]!r} not in the data; columns are: "
-                                f"{', '.join(map(repr, df.columns))}")
-            df = df.select(c.columns)
-        df = df.with_columns(json_text(n) for n, t in df.schema.items() if t.is_nested())
-        engine = make_engine(c.url, c.connect_timeout)
-        try:
-            with engine.connect() as conn:
-                exists = sa.inspect(conn).has_table(c.table, schema=c.db_schema)
-            if exists and c.if_exists == "fail":
-                raise CurateError(f"output sql: table {c.table!r} already exists at {safe_url(c.url)} "
-                                  "(set if_exists: replace or append)")
-            if exists and c.if_exists == "append":
-                with engine.begin() as conn:         # one transaction: all rows or none
-                    table = sa.Table(c.table, sa.MetaData(), schema=c.db_schema, autoload_with=conn)
-                    self._insert(conn, table, df)
-            else:
-                self._create_and_swap(engine, df, exists)
-        except sa.exc.DBAPIError as e:
-            raise db_error(e, c.url, f"output sql ({c.table})") from None
-        finally:
-            engine.dispose()
-        return []

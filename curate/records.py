@@ -88,3 +88,10 @@ def concat(frames: list[pl.DataFrame]) -> pl.DataFrame:
     if len(frames) == 1:
         return frames[0]
     return pl.concat(frames, how="diagonal_relaxed")
+
+
+def json_text(col: str) -> pl.Expr:
+    """A nested column (list/struct) as JSON text, vectorised: encode a one-field struct, strip it."""
+    enc = pl.struct(pl.col(col).alias("v")).struct.json_encode()
+    return (pl.when(pl.col(col).is_null()).then(None)
+            .otherwise(enc.str.slice(5, enc.str.len_chars() - 6)).alias(col))

@@ -75,7 +75,7 @@ def write_format(df: pl.DataFrame, fmt: str, target: Path, gz: bool = False, del
     file output and the s3 output store; gzip (not for Parquet) with a fixed header (no name,
     mtime 0): same rows → same bytes → cached output, wherever it is stored."""
     dump = {"jsonl": lambda t: df.write_ndjson(t), "parquet": lambda t: df.write_parquet(t),
-            "csv": lambda t: df.with_columns(_json_text(c) for c, ty in df.schema.items() if ty.is_nested())
+            "csv": lambda t: df.with_columns(R.json_text(c) for c, ty in df.schema.items() if ty.is_nested())
                                 .write_csv(t, separator=delimiter)}[fmt]
     if gz and fmt != "parquet":
         with open(target, "wb") as raw, gzip_writer(raw) as f:
@@ -100,12 +100,6 @@ class CsvOutput(_PathSink):
     """CSV with a header (RFC 4180 quoting); nested values (lists, structs) are written as JSON."""
 
     Config = CsvOutputConfig
-
-
-def _json_text(col: str) -> pl.Expr:
-    """A nested column as JSON text (vectorised: wrap in a struct, encode, strip the wrapper)."""
-    enc = pl.struct(pl.col(col).alias("v")).struct.json_encode()
-    return pl.when(pl.col(col).is_null()).then(None).otherwise(enc.str.slice(5, enc.str.len_chars() - 6)).alias(col)
 
 
 @register_output("hf_dataset")

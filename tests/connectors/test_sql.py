@@ -8,7 +8,8 @@ import polars as pl
 import pytest
 import sqlalchemy as sa
 
-from curate.connectors.sql import SqlSink, SqlSource, check_read_only, safe_url
+from curate.connectors.sql import SqlSource, check_read_only, safe_url
+from curate.connectors.sql_sink import SqlSink
 from curate import Pipeline
 from curate.errors import CurateError, DataError
 

@@ -1,8 +1,6 @@
 """Storage fixtures: a fresh ``memory://`` root per test and moto's S3 server on loopback."""
 from __future__ import annotations
 
-import os
-import socket
 import uuid
 
 import pytest
@@ -18,32 +16,6 @@ def mem():
     path = root[len("memory://"):]
     if fs.exists("/" + path):
         fs.rm("/" + path, recursive=True)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def s3_endpoint():
-    """moto's S3 server on 127.0.0.1 with dummy credentials in the environment."""
-    from moto.server import ThreadedMotoServer
-    keys = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION", "AWS_SESSION_TOKEN")
-    saved = {k: os.environ.get(k) for k in keys}
-    os.environ.update(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing", AWS_DEFAULT_REGION="us-east-1")
-    os.environ.pop("AWS_SESSION_TOKEN", None)
-    port = _free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    yield f"http://127.0.0.1:{port}"
-    server.stop()
-    for k, v in saved.items():
-        if v is None:
-            os.environ.pop(k, None)
-        else:
-            os.environ[k] = v
 
 
 @pytest.fixture

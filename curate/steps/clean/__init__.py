@@ -118,12 +118,8 @@ class CleanConfig(StepConfig):
     @field_validator("boilerplate_patterns")
     @classmethod
     def _regex(cls, v: list[str]) -> list[str]:
-        for p in v:
-            try:
-                pl.Series([""]).str.contains(p)
-            except Exception as e:  # polars raises ComputeError for bad regexes
-                raise ValueError(f"invalid regex {p!r}: {str(e).splitlines()[0]}") from None
-        return v
+        from curate.steps.clean.filters import check_regexes
+        return check_regexes(v)
 
     @model_validator(mode="after")
     def _consistent(self) -> "CleanConfig":

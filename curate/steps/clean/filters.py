@@ -101,6 +101,16 @@ class LengthFilter(TextFilter):
 
 
 # ---------------------------------------------------------------------------- boilerplate
+def check_regexes(patterns: list[str]) -> list[str]:
+    """Validate Rust-syntax regexes the way polars will run them (a config error, not a crash later)."""
+    for p in patterns:
+        try:
+            pl.Series([""]).str.contains(p)
+        except Exception as e:  # polars raises ComputeError for bad regexes
+            raise ValueError(f"invalid regex {p!r}: {str(e).splitlines()[0]}") from None
+    return patterns
+
+
 class BoilerplateFilterConfig(TextFilterConfig):
     """Which lines count as boilerplate and how many make a row boilerplate."""
 
@@ -111,12 +121,7 @@ class BoilerplateFilterConfig(TextFilterConfig):
     @field_validator("patterns")
     @classmethod
     def _regex(cls, v: list[str]) -> list[str]:
-        for p in v:
-            try:
-                pl.Series([""]).str.contains(p)
-            except Exception as e:  # polars raises ComputeError for bad regexes
-                raise ValueError(f"invalid regex {p!r}: {str(e).splitlines()[0]}") from None
-        return v
+        return check_regexes(v)
 
 
 @register_step("boilerplate_filter")

@@ -96,6 +96,8 @@ class OcrNoise(_NlpaugNoise):
 class WordDropout(_NlpaugNoise):
     """Delete random words (nlpaug ``RandomWordAug(action="delete")``)."""
 
+    swaps_words = True     # it deletes whole words: the full meaning checks apply (a dropped "not" or number)
+
     Config = WordDropoutConfig
 
     def build(self):

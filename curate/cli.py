@@ -56,13 +56,17 @@ def _table(result) -> None:
         out.print(f"[yellow]warning[/] {escape(w)}")
 
 
-def _write_report(result) -> None:
+def _write_report(result, pipeline=None) -> None:
     """Write the HTML report beside the run's manifest and print its path (never fails a build)."""
     if result.manifest_path is None:
         return
     try:
         from curate.report.report import write_report
         path = write_report(result.manifest_path)
+        if pipeline is not None and getattr(pipeline, "out_url", None):     # a URL out_dir: upload it too
+            from curate import storage
+            storage.put_file(Path(path), storage.path(pipeline.out_url) / "report.html")
+            path = f"{pipeline.out_url.rstrip('/')}/report.html (local copy {path})"
     except Exception as e:              # a report problem must not turn a good build into a failure
         from rich.markup import escape
         console.print(f"[yellow]report not written[/]: {escape(str(e))}", highlight=False, soft_wrap=True)
@@ -93,7 +97,7 @@ def build(pipeline: Path = typer.Argument(..., help="Pipeline YAML file."),
             _table(partial)
             out.print(f"manifest: {partial.manifest_path} (status {partial.manifest['status']})")
             if not no_report:
-                _write_report(partial)
+                _write_report(partial, p)
         _error(e)
         if getattr(e, "hint", None):
             console.print(f"[bold]what to do[/] {e.hint}", highlight=False, soft_wrap=True)
@@ -118,7 +122,7 @@ def build(pipeline: Path = typer.Argument(..., help="Pipeline YAML file."),
         t = result.manifest["train"]
         out.print(f"trained:  {t['output_dir']}" + (" (cached)" if t.get("cached") else ""))
     if not no_report:
-        _write_report(result)
+        _write_report(result, p)
 
 
 @app.command()

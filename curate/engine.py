@@ -302,7 +302,22 @@ class Engine:
             manifest_path = out_dir / "manifest.json"
             write_json(m, manifest_path)
         point_latest(run_dir, {"status": m["status"], "only": m.get("only")})
+        if getattr(self.p, "out_url", None):
+            self.upload_out_dir(run_dir, full)
         return manifest_path, shown, run_dir
+
+    def upload_out_dir(self, run_dir: Path, full: bool = True) -> None:
+        """Mirror a run's manifest and rejects (and a full run's top-level copies) to a URL out_dir."""
+        base = storage.path(self.p.out_url)
+        out_dir = Path(self.p.out_dir)
+        files = [f for f in run_dir.iterdir() if f.is_file()]
+        for f in files:
+            storage.put_file(f, base / "runs" / run_dir.name / f.name)
+        if full:
+            for f in (out_dir / "manifest.json", out_dir / f"rejects.{self.p.rejects_format}",
+                      out_dir / "report.html"):
+                if f.exists():
+                    storage.put_file(f, base / f.name)
 
     def _finish(self, st: "_RunState", final_path: Path, written: list[Path],
                 only: int | None) -> RunResult:

@@ -167,7 +167,12 @@ class Pipeline:
                     rejects_format=rejects_format, batch_size=batch_size, description=description)
         self.name, self.seed, self.executor, self.description = name, seed, executor, description
         self.workdir = Path(workdir)
-        self.out_dir = Path(out_dir) if out_dir else Path("out") / name
+        from curate.storage import is_url
+        # A URL out_dir (s3://..., any fsspec URL): the run writes into a local mirror under the
+        # workdir and uploads manifest, rejects and report there when it saves (Engine._save_run).
+        self.out_url = str(out_dir) if out_dir and is_url(str(out_dir)) else None
+        self.out_dir = (self.workdir / name / "out" if self.out_url else
+                        Path(out_dir) if out_dir else Path("out") / name)
         self.rejects_format, self.batch_size, self.path = rejects_format, batch_size, path
         self._lines = _lines or {}         # key path -> line in the pipeline file (for messages)
         self.train, self.train_raw = None, None

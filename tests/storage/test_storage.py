@@ -204,3 +204,33 @@ def test_hf_dataset_folder_round_trips_through_a_url(tmp_path, mem):
                     workdir=str(tmp_path / "w"), out_dir=str(tmp_path / "o2")).run().to_polars()
     assert back["text"].to_list() == [r["text"] for r in rows]
     assert back["source"][0] == f"hf_dataset:{mem}/ds:0"
+
+
+def test_out_dir_may_be_a_url_manifest_and_rejects_are_uploaded(tmp_path, mem, monkeypatch):
+    """out_dir: memory://... — the run writes a local mirror under the workdir and uploads the
+    manifest, the rejects (full run and run folder) and, from the CLI, the report."""
+    rows = [{"text": "hello there friend"}, {"text": "hello there friend"}, {"text": "another message here"}]
+    p = Pipeline(name="remote-out", sources=[{"inline": {"rows": rows}}], steps=[{"dedup": {}}],
+                 outputs=[{"jsonl": {"path": f"{mem}/data/rows.jsonl"}}],
+                 workdir=str(tmp_path / "w"), out_dir=f"{mem}/run")
+    r = p.run()
+    manifest = json.loads(get(f"{mem}/run/manifest.json"))
+    assert manifest["totals"]["rows_rejected"] == 1 and manifest["status"] == "ok"
+    rejects = [json.loads(x) for x in get(f"{mem}/run/rejects.jsonl").decode().splitlines()]
+    assert [x["reason"] for x in rejects] == ["exact_duplicate"]
+    fs = fsspec.filesystem("memory")
+    run_files = fs.glob(f"{mem[len('memory://'):]}/run/runs/*/manifest.json")
+    assert len(run_files) == 1
+    assert r.manifest_path.is_relative_to(tmp_path / "w")          # the local mirror
+    # through the CLI the report goes there too
+    import yaml
+    from typer.testing import CliRunner
+
+    from curate.cli import app
+    cfg = {"name": "remote-cli", "workdir": str(tmp_path / "w2"), "out_dir": f"{mem}/cli",
+           "sources": [{"inline": {"rows": rows}}], "steps": [{"dedup": {}}]}
+    (tmp_path / "p.yaml").write_text(yaml.safe_dump(cfg))
+    res = CliRunner().invoke(app, ["build", str(tmp_path / "p.yaml"), "--quiet"])
+    assert res.exit_code == 0, res.output
+    assert get(f"{mem}/cli/report.html").startswith(b"<!DOCTYPE html>") or b"<html" in get(f"{mem}/cli/report.html")[:500]
+    assert f"{mem}/cli/report.html" in res.output

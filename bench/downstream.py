@@ -237,6 +237,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--settings", default=None, help="comma list of: low, messy")
     ap.add_argument("--variants", default=",".join(VARIANTS))
     ap.add_argument("--test-size", type=int, default=None, help="held-out rows (default 500; 1000 full)")
+    ap.add_argument("--rows", type=int, default=300, help="training rows per seed (low-resource size)")
+    ap.add_argument("--spam-share", type=float, default=0.1, help="share of spam among the training rows")
     ap.add_argument("--workers", type=int, default=2, help="training processes (one torch thread each)")
     ap.add_argument("--work", default=str(REPO / "out" / "bench-downstream"))
     ap.add_argument("--json", default=None, help="append every run's result here (JSON lines) as it arrives")
@@ -267,7 +269,7 @@ def main(argv: list[str] | None = None) -> int:
     jobs = []
     for setting in settings:
         for seed in range(seeds):
-            train, _ = low_resource(pool, seed)
+            train, _ = low_resource(pool, seed, n=a.rows, spam_share=a.spam_share)
             if setting == "messy":
                 train = make_messy(train, seed)
             d = work / setting / f"seed{seed}"

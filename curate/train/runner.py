@@ -195,29 +195,14 @@ def run_training(config: TrainConfig | dict, console: Any = None) -> TrainResult
         splits.report["early_stopping"] = "auto: patience 2 on the pipeline's validation split"
 
     require("transformers", extra="train")
-    from transformers import AutoTokenizer, set_seed
+    from transformers import set_seed
 
     from curate.train import callbacks as cb
-    from curate.train.methods import apply_method, count_parameters, load_base
 
     set_seed(cfg.seed)
     run_dir = Path(cfg.output_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    tok = AutoTokenizer.from_pretrained(cfg.model)
-    if tok.pad_token is None:
-        tok.pad_token = tok.eos_token
-    labels = None
-    if cfg.objective == "classification":
-        labels = cfg.classification.labels or splits.labels
-        model = load_base(cfg, "classification", len(labels), dict(enumerate(labels)))
-    else:
-        model = load_base(cfg, cfg.objective)
-    if model.config.pad_token_id is None:
-        model.config.pad_token_id = tok.pad_token_id
-    model, extra_callbacks = apply_method(model, cfg, cfg.objective)
-    params = count_parameters(model)
-    _say(console, f"model {cfg.model}: {params.trainable:,} of {params.total:,} parameters trainable "
-                  f"({100 * params.fraction:.3f}%), method {cfg.method.kind}")
+    tok, model, labels, extra_callbacks, params = _build_model(cfg, splits, console)
 
     forgetting: dict[str, Any] | None = None
     if general is not None:
@@ -252,18 +237,7 @@ def run_training(config: TrainConfig | dict, console: Any = None) -> TrainResult
     out = trainer.train(resume_from_checkpoint=resume)
     model = trainer.model
 
-    final_eval: dict[str, Any] = {}
-    if splits.validation is not None:
-        final_eval = trainer.evaluate()
-        if "eval_loss" in final_eval:
-            final_eval["eval_perplexity"] = math.exp(min(final_eval["eval_loss"], 50.0))
-    test_eval: dict[str, Any] = {}
-    if splits.test is not None:
-        from transformers import EarlyStoppingCallback
-        trainer.remove_callback(EarlyStoppingCallback)      # it would look for eval_loss among test_* keys
-        test_eval = trainer.evaluate(eval_dataset=_eval_view(cfg, trainer, splits.test), metric_key_prefix="test")
-        if "test_loss" in test_eval:
-            test_eval["test_perplexity"] = math.exp(min(test_eval["test_loss"], 50.0))
+    final_eval, test_eval = _evaluate(cfg, trainer, splits)
     if forgetting is not None:
         forgetting["after"] = lm_loss(model, tok, general, cfg.training.max_length)
         forgetting["loss_change"] = forgetting["after"]["loss"] - forgetting["before"]["loss"]
@@ -279,6 +253,66 @@ def run_training(config: TrainConfig | dict, console: Any = None) -> TrainResult
         merged_dir = merge_and_save(model_dir, run_dir / "merged", base=cfg.model, objective=cfg.objective,
                                     id2label=dict(enumerate(labels)) if labels else None)
 
+    history = trainer.state.log_history
+    metrics = _collect_metrics(cfg, trainer, splits, params, out, data_report, final_eval, test_eval,
+                               resume, start, started, gen_cb, extra_callbacks, forgetting)
+    metrics_path = cb.write_metrics(metrics, run_dir / "metrics.json")
+    curve = cb.plot_loss_curve(history, run_dir / "loss_curve.png")
+    card = cb.model_card(cfg, metrics, splits.files, run_dir / "README.md")
+    if model_dir.exists():
+        cb.model_card(cfg, metrics, splits.files, model_dir / "README.md")
+    first, last = metrics["train_loss_first"], metrics["train_loss_last"]
+    trend = f", loss {first:.4f} → {last:.4f}" if first is not None and last is not None else ""
+    _say(console, f"done: {trainer.state.global_step} steps{trend}; run folder {run_dir}")
+    return TrainResult(run_dir, model_dir, merged_dir, metrics, metrics_path, curve, card,
+                       trainer.state.global_step, history, model, tok)
+
+
+def _build_model(cfg: TrainConfig, splits: Any, console: Any):
+    """Tokenizer and base model (a classifier head for classification), with the method applied."""
+    from transformers import AutoTokenizer
+
+    from curate.train.methods import apply_method, count_parameters, load_base
+    tok = AutoTokenizer.from_pretrained(cfg.model)
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    labels = None
+    if cfg.objective == "classification":
+        labels = cfg.classification.labels or splits.labels
+        model = load_base(cfg, "classification", len(labels), dict(enumerate(labels)))
+    else:
+        model = load_base(cfg, cfg.objective)
+    if model.config.pad_token_id is None:
+        model.config.pad_token_id = tok.pad_token_id
+    model, extra_callbacks = apply_method(model, cfg, cfg.objective)
+    params = count_parameters(model)
+    _say(console, f"model {cfg.model}: {params.trainable:,} of {params.total:,} parameters trainable "
+                  f"({100 * params.fraction:.3f}%), method {cfg.method.kind}")
+    return tok, model, labels, extra_callbacks, params
+
+
+def _evaluate(cfg: TrainConfig, trainer: Any, splits: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Final metrics on the validation split and on the pipeline's test split (when there)."""
+    final_eval: dict[str, Any] = {}
+    if splits.validation is not None:
+        final_eval = trainer.evaluate()
+        if "eval_loss" in final_eval:
+            final_eval["eval_perplexity"] = math.exp(min(final_eval["eval_loss"], 50.0))
+    test_eval: dict[str, Any] = {}
+    if splits.test is not None:
+        from transformers import EarlyStoppingCallback
+        trainer.remove_callback(EarlyStoppingCallback)      # it would look for eval_loss among test_* keys
+        test_eval = trainer.evaluate(eval_dataset=_eval_view(cfg, trainer, splits.test), metric_key_prefix="test")
+        if "test_loss" in test_eval:
+            test_eval["test_perplexity"] = math.exp(min(test_eval["test_loss"], 50.0))
+    return final_eval, test_eval
+
+
+def _collect_metrics(cfg: TrainConfig, trainer: Any, splits: Any, params: Any, out: Any, data_report: dict,
+                     final_eval: dict, test_eval: dict, resume: Any, start: Any, started: float, gen_cb: Any,
+                     extra_callbacks: list, forgetting: dict | None) -> dict[str, Any]:
+    """Everything metrics.json records about the run."""
+    model = trainer.model
     history = trainer.state.log_history
     losses = [h["loss"] for h in history if "loss" in h]
     metrics: dict[str, Any] = {
@@ -312,13 +346,4 @@ def run_training(config: TrainConfig | dict, console: Any = None) -> TrainResult
             metrics["hft_rounds"] = c.history
     if forgetting is not None:
         metrics["forgetting"] = forgetting
-    metrics_path = cb.write_metrics(metrics, run_dir / "metrics.json")
-    curve = cb.plot_loss_curve(history, run_dir / "loss_curve.png")
-    card = cb.model_card(cfg, metrics, splits.files, run_dir / "README.md")
-    if model_dir.exists():
-        cb.model_card(cfg, metrics, splits.files, model_dir / "README.md")
-    first, last = metrics["train_loss_first"], metrics["train_loss_last"]
-    trend = f", loss {first:.4f} → {last:.4f}" if first is not None and last is not None else ""
-    _say(console, f"done: {trainer.state.global_step} steps{trend}; run folder {run_dir}")
-    return TrainResult(run_dir, model_dir, merged_dir, metrics, metrics_path, curve, card,
-                       trainer.state.global_step, history, model, tok)
+    return metrics

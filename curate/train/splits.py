@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from curate.errors import DataError
+from curate.sink import split_path   # outputs name per-split files; the runner reads them the same way
 
 #: Split values (and file-name tags) and the role each one plays.
 ROLES = {"train": "train", "validation": "validation", "valid": "validation", "val": "validation",
@@ -34,19 +35,6 @@ def file_role(path: Path) -> str | None:
     return ROLES[m.group(1)] if m else None
 
 
-def split_file(path: Path, split: str) -> Path:
-    """``out/x.jsonl`` -> ``out/x.<split>.jsonl`` (the naming of curate's file outputs)."""
-    name, tail = path.name, ""
-    for c in _COMPRESSION:
-        if name.lower().endswith(c) and len(name) > len(c):
-            name, tail = name[:-len(c)], name[-len(c):]
-            break
-    stem, dot, ext = name.rpartition(".")
-    if not dot or not stem:
-        return path.with_name(f"{name}.{split}{tail}")
-    return path.with_name(f"{stem}.{split}.{ext}{tail}")
-
-
 def sibling_files(train: Path) -> dict[str, Path]:
     """The validation/test files the outputs wrote beside a train file: ``x.train.jsonl`` ->
     ``x.validation.jsonl`` / ``x.test.jsonl`` (also ``_train.json`` for NI task files)."""
@@ -67,7 +55,7 @@ def resolve_train_path(path: str) -> Path:
     split — its ``.train`` file (``out/x.jsonl`` -> ``out/x.train.jsonl``)."""
     p = Path(path)
     if not p.exists():
-        alt = split_file(p, "train")
+        alt = split_path(p, "train")
         if alt.exists():
             return alt
     return p

@@ -98,12 +98,9 @@ def atomic_path(path: Path | str) -> Iterator[Path]:
             os.chmod(tmp, mode)
         os.replace(tmp, path)
     except Exception as e:  # noqa: BLE001 - writers (polars, pyarrow) wrap ENOSPC in their own errors
-        if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS,
-                                                  errno.EACCES, errno.EPERM):
-            raise storage_error(e, path) from None
-        if _looks_like_disk_full(e):
-            raise StorageError(f"cannot write {path}: disk full (no space left on the device); "
-                               "free space or choose another folder") from None
+        err = _as_storage_error(e, path)
+        if err is not None:
+            raise err from None
         raise
     finally:
         try:
@@ -112,6 +109,17 @@ def atomic_path(path: Path | str) -> Iterator[Path]:
             pass
         except OSError:
             pass
+
+
+def _as_storage_error(e: BaseException, path: Path) -> StorageError | None:
+    """A full disk, read-only folder or denied write as one clear error naming ``path`` (None for
+    anything else); polars and pyarrow wrap ENOSPC in their own exception types."""
+    if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM):
+        return storage_error(e, path)
+    if _looks_like_disk_full(e):
+        return StorageError(f"cannot write {path}: disk full (no space left on the device); "
+                            "free space or choose another folder")
+    return None
 
 
 @contextmanager
@@ -141,12 +149,9 @@ def atomic_dir(path: Path | str) -> Iterator[Path]:
         if moved and not path.exists():
             os.replace(old, path)             # put the previous folder back
             moved = False
-        if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS,
-                                                  errno.EACCES, errno.EPERM):
-            raise storage_error(e, path) from None
-        if _looks_like_disk_full(e):
-            raise StorageError(f"cannot write {path}: disk full (no space left on the device); "
-                               "free space or choose another folder") from None
+        err = _as_storage_error(e, path)
+        if err is not None:
+            raise err from None
         raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

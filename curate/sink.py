@@ -17,9 +17,10 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import polars as pl
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field
 
 from curate.component import Component
+from curate.storage import StorageOptions
 
 #: Conventional split order in file listings and the manifest (other values follow, sorted).
 SPLIT_ORDER = ("train", "validation", "test")
@@ -35,7 +36,7 @@ class SinkConfig(BaseModel):
         default=None, description="Write only rows whose `origin` is one of these source names.")
 
 
-class SplitSinkConfig(SinkConfig):
+class SplitSinkConfig(SinkConfig, StorageOptions):
     """Options of outputs that write one file per split (every file format)."""
 
     split_files: bool = Field(
@@ -44,19 +45,6 @@ class SplitSinkConfig(SinkConfig):
                                   "NI: `task<N>_<name>_<split>.json`), named in the manifest. false: one "
                                   "file with the split column kept.")
     split_column: str = Field(default="split", description="Column holding the split name.")
-    storage_options: dict[str, Any] = Field(
-        default_factory=dict,
-        description="Options for a URL target's filesystem (fsspec), e.g. {endpoint_url: http://minio:9000}; "
-                    "credentials come from the environment, never from here.")
-
-    @field_validator("storage_options")
-    @classmethod
-    def _no_secrets(cls, v: dict[str, Any]) -> dict[str, Any]:
-        from curate.storage import check_options
-        try:
-            return check_options(v)
-        except Exception as e:  # noqa: BLE001 - surface as a pydantic error on this field
-            raise ValueError(str(e)) from None
 
 
 def split_path(path: str | Path, split: str) -> Path:

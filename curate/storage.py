@@ -28,6 +28,8 @@ from contextlib import contextmanager
 from pathlib import Path, PurePath
 from typing import IO, Any, BinaryIO, Iterator
 
+from pydantic import BaseModel, Field, field_validator
+
 from curate.errors import CurateError, DataError
 
 _URL = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
@@ -69,6 +71,24 @@ def check_options(options: dict[str, Any] | None, where: str = "storage_options"
                             "of the pipeline file")
     return dict(options or {})
 
+
+
+class StorageOptions(BaseModel):
+    """The ``storage_options`` field every file source and output shares (fsspec filesystem
+    options; credential-looking keys are refused: credentials come from the environment)."""
+
+    storage_options: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Options for a URL's filesystem (fsspec), e.g. {endpoint_url: http://minio:9000} for "
+                    "S3-compatible stores. Credentials come from the environment, never from here.")
+
+    @field_validator("storage_options")
+    @classmethod
+    def _no_secrets(cls, v: dict[str, Any]) -> dict[str, Any]:
+        try:
+            return check_options(v)
+        except Exception as e:  # noqa: BLE001 - surface as a pydantic error on this field
+            raise ValueError(str(e)) from None
 
 def path(p: str | os.PathLike | Any, storage_options: dict[str, Any] | None = None) -> AnyPath:
     """A path object for ``p``: ``Path`` when local, ``UPath`` when a URL (``~`` expanded)."""
@@ -206,7 +226,7 @@ def atomic_path(target: str | os.PathLike | AnyPath) -> Iterator[Path]:
     or is uploaded to a remote one in one ``put_file``. On failure nothing is left behind."""
     t = path(target) if isinstance(target, (str, PurePath)) else target
     if not is_url(t):
-        from curate.io import atomic_path as local_atomic      # umask, disk-full errors
+        from curate.io import atomic_path as local_atomic  # umask, disk-full errors
         with local_atomic(t) as tmp:
             yield tmp
         return
@@ -249,7 +269,9 @@ def atomic_dir(target: str | os.PathLike | AnyPath) -> Iterator[Path]:
     (a local rename, or: remote folder removed, then every file uploaded)."""
     t = path(target) if isinstance(target, (str, PurePath)) else target
     if not is_url(t):
-        from curate.io import atomic_dir as local_atomic_dir   # umask-honouring, pid-named, swept
+        from curate.io import (
+            atomic_dir as local_atomic_dir,  # umask-honouring, pid-named, swept
+        )
         with local_atomic_dir(t) as tmp:
             yield tmp
         return

@@ -5,15 +5,15 @@ from __future__ import annotations
 
 from typing import Any, ClassVar, Iterator
 
-from pydantic import Field, field_validator
+from curate.connectors import _textio
+from pydantic import Field
 
 from curate import storage
 from curate.io import fingerprint
 from curate.source import Source, SourceBatch, SourceConfig
-from curate.connectors import _textio
 
 
-class FileSourceConfig(SourceConfig):
+class FileSourceConfig(SourceConfig, storage.StorageOptions):
     """``path`` plus the options every source accepts."""
 
     path: str | list[str] = Field(
@@ -21,18 +21,6 @@ class FileSourceConfig(SourceConfig):
                     "`memory://...`, any fsspec URL), or a list of them; relative paths are relative "
                     "to the working directory. gzip, bz2 and xz input (zstd with the `zstandard` "
                     "package) is recognised by its bytes, not its name, and decompressed on the fly.")
-    storage_options: dict[str, Any] = Field(
-        default_factory=dict,
-        description="Options for the URL's filesystem (fsspec), e.g. {endpoint_url: http://minio:9000} "
-                    "for S3-compatible stores. Credentials come from the environment, never from here.")
-
-    @field_validator("storage_options")
-    @classmethod
-    def _no_secrets(cls, v: dict[str, Any]) -> dict[str, Any]:
-        try:
-            return storage.check_options(v)
-        except Exception as e:  # noqa: BLE001 - surface as a pydantic error on this field
-            raise ValueError(str(e)) from None
 
 
 def expand_paths(spec: str | list[str], what: str = "file", dirs: bool = False,

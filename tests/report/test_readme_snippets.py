@@ -64,10 +64,9 @@ def test_readme_has_snippets():
     assert langs.count("yaml") >= 4 and langs.count("python") >= 2
 
 
-@pytest.mark.parametrize("lang,body,kind,line", snippets())
+@pytest.mark.parametrize("lang,body,kind,line", [p for p in snippets() if p.values[2] != "skip"])
 def test_snippet(lang, body, kind, line, workdir):
-    if kind == "skip":
-        pytest.skip(f"README.md:{line} is marked <!-- fragment -->")
+    # blocks marked <!-- fragment --> (a piece of a file) are left out here, not collected as skips
     if lang == "python":
         script = workdir / "snippet.py"
         script.write_text(body)

@@ -19,6 +19,7 @@ of DataTrove's greedy skip-ahead scan; (3) words are ``\w+`` runs rather than an
 """
 from __future__ import annotations
 
+import numpy as np
 import polars as pl
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -57,99 +58,128 @@ class RepetitionConfig(BaseModel):
     min_words: int = Field(default=0, ge=0, description="Skip the n-gram rules for texts with fewer words.")
 
 
-def _element_dups(base: pl.DataFrame, split: pl.Expr) -> pl.DataFrame:
-    """Per row: number of elements, duplicated elements and their characters."""
-    ex = (base.select("row", split.alias("e")).explode("e")
-          .filter(pl.col("e").str.len_chars() > 0))
-    ex = ex.with_columns(dup=~pl.struct("row", "e").is_first_distinct())
-    agg = ex.group_by("row").agg(
-        n=pl.len(), dups=pl.col("dup").sum(),
-        dup_chars=pl.col("e").str.len_chars().filter(pl.col("dup")).sum())
-    return base.select("row").join(agg, on="row", how="left").sort("row").fill_null(0)
+_MIX = 0x9E3779B97F4A7C15      # odd 64-bit multipliers for the wrapping n-gram key chain
+_ROW = 0xC2B2AE3D27D4EB4F
 
 
-def _ngram_fracs(base: pl.DataFrame, cfg: RepetitionConfig) -> pl.DataFrame:
+def _per_row_sum(rows: np.ndarray, values: np.ndarray, n_rows: int) -> np.ndarray:
+    """Integer sum of ``values`` per row index (0 where a row has none)."""
+    if not len(rows):
+        return np.zeros(n_rows, dtype=np.int64)
+    return np.bincount(rows, weights=values, minlength=n_rows).round().astype(np.int64)
+
+
+def _element_dups(texts: pl.Series, split: pl.Expr) -> pl.DataFrame:
+    """Per row: number of non-empty elements (``split`` of the text), duplicated elements (an
+    element equal to an earlier one of the same row) and their characters.
+
+    Elements are exploded once and keyed by a 64-bit hash of (row, element); the per-row counts
+    are ``bincount`` over the row index, so no group-by, join or sort is needed."""
+    n_rows = len(texts)
+    ex = (pl.DataFrame({"t": texts}).with_row_index("row").select("row", split.alias("e"))
+          .explode("e").filter(pl.col("e").str.len_chars() > 0)
+          .select("row", chars=pl.col("e").str.len_chars(),
+                  dup=~(pl.col("e").hash(_SEED) ^ (pl.col("row").cast(pl.UInt64) * _ROW)).is_first_distinct()))
+    rows = ex.get_column("row").to_numpy()
+    dup = ex.get_column("dup").to_numpy()
+    n = np.bincount(rows, minlength=n_rows).astype(np.int64)
+    return pl.DataFrame({"n": n, "dups": _per_row_sum(rows[dup], np.ones(int(dup.sum())), n_rows),
+                         "dup_chars": _per_row_sum(rows[dup], ex.get_column("chars").to_numpy()[dup], n_rows)})
+
+
+def _ngram_fracs(texts: pl.Series, cfg: RepetitionConfig) -> dict[str, np.ndarray]:
     """Per row: characters of the top repeated n-gram (``top{n}``) and of words covered by
-    duplicated n-grams (``dup{n}``), over the exploded words of every row.
+    duplicated n-grams (``dup{n}``), as Int64 arrays indexed by row.
 
-    The key of the n-gram starting at a word is built incrementally,
-    ``k_n = hash(k_{n-1}, word_hash[+n-1])`` with ``k_1 = hash(row, word)``, so each n costs one
-    two-field hash; ``v`` marks n-grams that stay inside their row. A repeated n-gram has a
-    repeated (n-1)-gram prefix, so after each n only rows that still repeat something are kept:
-    short or varied texts leave the loop after one or two rounds."""
-    words = (base.select("row", pl.col("t").str.extract_all(r"\w+").alias("w")).explode("w")
-             .drop_nulls("w")
-             .select("row", h=pl.col("w").hash(_SEED), l=pl.col("w").str.len_chars().cast(pl.Int64)))
-    if cfg.min_words:
-        words = words.filter(pl.len().over("row") >= cfg.min_words)
+    Words (``\\w+`` runs) are extracted and exploded once into flat arrays: word hash ``h``,
+    length ``l``, row, and ``rem`` (words left in the row from there, the word included).
+    The key of the n-gram starting at position ``i`` is the wrapping chain
+    ``k_n = k_{n-1} * M + h[i+n-1]`` with ``k_1 = h[i] ^ row * R``: one multiply-add per n.
+
+    Pruning: an n-gram that occurs twice in a row has a prefix ((n-1)-gram) that occurs twice, so
+    round n only looks at positions whose (n-1)-gram is repeated; the rest can neither be a
+    repeated n-gram nor the top one. Every occurrence of a repeated n-gram survives, so counts and
+    first occurrences are exact, and long varied texts shrink to a few positions after n = 2."""
+    n_rows = len(texts)
     top, dup = set(cfg.top_n_grams), set(cfg.dup_n_grams)
+    out = {f"top{n}": np.zeros(n_rows, dtype=np.int64) for n in top}
+    out.update({f"dup{n}": np.zeros(n_rows, dtype=np.int64) for n in dup})
+    if not (top | dup) or not n_rows:
+        return out
     max_n = max(top | dup)
-    w = words.with_columns(k=pl.struct("row", "h").hash(_SEED), v=pl.lit(True), g=pl.col("l"))
-    parts: list[pl.DataFrame] = []
+    lists = (pl.DataFrame({"t": texts}).with_row_index("row")
+             .select("row", w=pl.col("t").str.extract_all(r"\w+"))
+             .with_columns(n=pl.col("w").list.len()))
+    lists = lists.filter(pl.col("n") >= max(2, cfg.min_words))
+    words = (lists.select("row", "w", rem=pl.int_ranges(pl.col("n"), 0, -1)).explode("w", "rem")
+             .select(pl.col("row").cast(pl.UInt64), h=pl.col("w").hash(_SEED),
+                     l=pl.col("w").str.len_chars().cast(pl.Int64), rem="rem"))
+    if not words.height:
+        return out
+    row = words.get_column("row")
+    h = words.get_column("h")
+    length = words.get_column("l")
+    rem = words.get_column("rem")
+    row_np, l_np = row.to_numpy().astype(np.int64), length.to_numpy()
+    # round 1 keys are the words; they carry the row, so equal n-grams of two rows differ
+    pos = pl.Series("pos", np.arange(words.height, dtype=np.int64))
+    key, g = h ^ (row * _ROW), length
     for n in range(1, max_n + 1):
         if n > 1:
-            w = w.with_columns(
-                k=pl.struct(pl.col("k"), pl.col("h").shift(-(n - 1))).hash(_SEED),
-                v=pl.col("v") & (pl.col("row").shift(-(n - 1)) == pl.col("row")).fill_null(False),
-                g=pl.col("g") + pl.col("l").shift(-(n - 1)) + 1)
-        w = w.with_columns(kk=pl.when(pl.col("v")).then(pl.col("k")))
-        w = w.with_columns(rep=pl.col("v") & ~pl.col("kk").is_first_distinct())
-        # window/shift columns are computed on the frame first; the group_by only sums/maxes
-        cols: list[pl.Expr] = []
-        aggs: list[pl.Expr] = []
+            alive = rem.gather(pos) >= n
+            pos, key, g = pos.filter(alive), key.filter(alive), g.filter(alive)
+            if not pos.len():
+                break
+            nxt = pos + (n - 1)
+            key = key * _MIX + h.gather(nxt)
+            g = g + length.gather(nxt) + 1
+        repeated = key.is_duplicated()
+        p_np = pos.to_numpy()
         if n in top:
-            cnt = pl.len().over("kk")
-            cols.append(pl.when(pl.col("v") & (cnt >= 2)).then(pl.col("g") * cnt).otherwise(0)
-                        .alias(f"top{n}"))
-            aggs.append(pl.col(f"top{n}").max())
+            # characters of an n-gram x its count, maximised per row over repeated n-grams
+            fr = pl.DataFrame({"k": key, "g": g}).filter(repeated)
+            if fr.height:
+                v = fr.select(pl.col("g") * pl.len().over("k")).to_series().to_numpy()
+                np.maximum.at(out[f"top{n}"], row_np[p_np[repeated.to_numpy()]], v)
         if n in dup:
-            cols.append(pl.any_horizontal([pl.col("rep").shift(j).fill_null(False) for j in range(n)])
-                        .alias("cov"))
-            aggs.append(pl.col("l").filter(pl.col("cov")).sum().alias(f"dup{n}"))
-        if aggs:
-            parts.append(w.with_columns(cols).group_by("row").agg(aggs))
-        repeating = w.filter(pl.col("rep")).get_column("row").unique()
-        if repeating.len() == 0:
+            later = (~key.is_first_distinct()).to_numpy()
+            if later.any():
+                starts = p_np[later]
+                covered = np.unique((starts[:, None] + np.arange(n)).ravel())
+                out[f"dup{n}"] = _per_row_sum(row_np[covered], l_np[covered], n_rows)
+        pos, key, g = pos.filter(repeated), key.filter(repeated), g.filter(repeated)
+        if not pos.len():
             break
-        w = w.filter(pl.col("row").is_in(repeating.implode()))
-    out = base.select("row")
-    for part in parts:
-        out = out.join(part, on="row", how="left")
-    for n in top | dup:
-        for name in ((f"top{n}",) if n in top else ()) + ((f"dup{n}",) if n in dup else ()):
-            if name not in out.columns:
-                out = out.with_columns(pl.lit(0, dtype=pl.Int64).alias(name))
-    return out.sort("row").fill_null(0)
+    return out
 
 
 def repetition_fractions(texts: pl.Series, cfg: RepetitionConfig) -> tuple[pl.DataFrame, list[tuple[str, float]]]:
     """One row per text with one Float64 column per enabled rule (its measured fraction), and
     the ``(rule, threshold)`` pairs in the order they are checked."""
-    base = pl.DataFrame({"t": texts}).with_row_index("row")
     length = texts.str.len_chars().fill_null(0).cast(pl.Float64)
     denom = pl.Series(length).replace(0, None)
     rules: list[tuple[str, float, pl.Series]] = []
 
     if cfg.dup_para_frac is not None or cfg.dup_para_char_frac is not None:
-        p = _element_dups(base, pl.col("t").str.strip_chars().str.replace_all(r"\n{2,}", _PARA_SEP)
+        p = _element_dups(texts, pl.col("t").str.strip_chars().str.replace_all(r"\n{2,}", _PARA_SEP)
                           .str.split(_PARA_SEP))
         if cfg.dup_para_frac is not None:
             rules.append(("dup_para_frac", cfg.dup_para_frac, p["dups"] / p["n"].replace(0, None)))
         if cfg.dup_para_char_frac is not None:
             rules.append(("dup_para_char_frac", cfg.dup_para_char_frac, p["dup_chars"] / denom))
     if cfg.dup_line_frac is not None or cfg.dup_line_char_frac is not None:
-        ln = _element_dups(base, pl.col("t").str.split("\n"))
+        ln = _element_dups(texts, pl.col("t").str.split("\n"))
         if cfg.dup_line_frac is not None:
             rules.append(("dup_line_frac", cfg.dup_line_frac, ln["dups"] / ln["n"].replace(0, None)))
         if cfg.dup_line_char_frac is not None:
             rules.append(("dup_line_char_frac", cfg.dup_line_char_frac, ln["dup_chars"] / denom))
 
     if cfg.top_n_grams or cfg.dup_n_grams:
-        per_row = _ngram_fracs(base, cfg)
+        per_row = _ngram_fracs(texts, cfg)
         for n, thr in sorted(cfg.top_n_grams.items()):
-            rules.append((f"top_{n}_gram", thr, per_row[f"top{n}"] / denom))
+            rules.append((f"top_{n}_gram", thr, pl.Series(per_row[f"top{n}"]) / denom))
         for n, thr in sorted(cfg.dup_n_grams.items()):
-            rules.append((f"dup_{n}_gram", thr, per_row[f"dup{n}"] / denom))
+            rules.append((f"dup_{n}_gram", thr, pl.Series(per_row[f"dup{n}"]) / denom))
 
     frame = pl.DataFrame({name: vals.fill_null(0.0).cast(pl.Float64) for name, _, vals in rules}) \
         if rules else pl.DataFrame({"_": [0.0] * len(texts)})

@@ -74,10 +74,18 @@ def mean_word_length(col: str) -> pl.Expr:
     return chars / n_words(col).replace(0, None)
 
 
+def _where(cond: pl.Expr, col: str) -> pl.Expr:
+    """The text where ``cond`` holds, ``""`` elsewhere: a costlier measure that only matters on
+    some rows is then computed on those rows only (regexes on ``""`` cost nothing)."""
+    return pl.when(cond).then(text(col)).otherwise(pl.lit(""))
+
+
 def symbol_ratio(col: str) -> pl.Expr:
+    """(``#`` + ellipses) ÷ words; 0 without symbols, so words are counted only where there are any."""
     t = text(col)
-    return ((t.str.count_matches("#", literal=True) + t.str.count_matches(r"\.\.\.|…"))
-            / n_words(col).replace(0, None)).fill_null(0.0)
+    sym = t.str.count_matches("#", literal=True) + t.str.count_matches(r"\.\.\.|…")
+    words = _where(sym > 0, col).str.count_matches(r"\w+")
+    return (sym / words.replace(0, None)).fill_null(0.0)
 
 
 def n_lines(col: str) -> pl.Expr:
@@ -85,11 +93,13 @@ def n_lines(col: str) -> pl.Expr:
 
 
 def line_frac(col: str, pattern: str, blank_pattern: str | None = None) -> pl.Expr:
-    """Lines matching ``pattern`` (minus those matching ``blank_pattern``) ÷ non-empty lines."""
+    """Lines matching ``pattern`` (minus those matching ``blank_pattern``) ÷ non-empty lines
+    (0 without hits, so lines are counted only on rows with hits)."""
     hits = text(col).str.count_matches(pattern)
     if blank_pattern is not None:
         hits = hits - text(col).str.count_matches(blank_pattern)
-    return (hits / n_lines(col).replace(0, None)).fill_null(0.0)
+    lines = _where(hits > 0, col).str.count_matches(_LINE)
+    return (hits / lines.replace(0, None)).fill_null(0.0)
 
 
 def bullet_frac(col: str) -> pl.Expr:

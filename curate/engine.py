@@ -1,8 +1,26 @@
 """Runs a pipeline: reads sources, runs each step with caching and accounting, writes outputs,
-the rejects file and the run manifest."""
+the rejects file and the run manifest.
+
+The local executor streams. Tables live on disk as Parquet parts in the cache (see
+:mod:`curate.cache`), never whole in memory between steps:
+
+* a source writes a part of ``batch_size`` rows as it reads; ids are then given part by part
+  (the repeat numbering of identical rows is global, kept in 8 bytes per distinct row) and stored
+  beside the source's parts, so the text is stored once;
+* a batch step (``scope = "batch"``: filters, mappers, augment, synthesize, verify) reads
+  ``batch_size`` rows at a time, runs, and writes that batch's kept and rejected rows as a shard
+  before the next: peak memory is set by ``batch_size``, and a killed run resumes at the first
+  unfinished shard (nothing lost, nothing repeated);
+* a global step (dedup, balance, split) gets its whole input as one frame (each states its memory
+  model in its docstring); when it only removes rows, its result is stored as the row numbers it
+  kept over its input's parts, not as a copy;
+* outputs read the final table part by part where the output can append (``write_stream``), the
+  others get one frame.
+"""
 from __future__ import annotations
 
 import datetime as _dt
+import hashlib
 import os
 import platform
 import time
@@ -15,10 +33,12 @@ import polars as pl
 from curate import __version__
 from curate import records as R
 from curate import storage
-from curate.cache import (ShardStore, StepCache, fingerprint, frame_fingerprint, sha256_file,
-                          write_json, write_parquet)
+import numpy as np
+
+from curate.cache import (ShardStore, StepCache, Table, TableWriter, fingerprint, schema_text,
+                          sha256_file, write_json)
 from curate.errors import CurateError, DataError
-from curate.io import mask_obj, sweep_temp_files
+from curate.io import canonical_json, mask_obj, sweep_temp_files
 from curate.runs import (link_or_copy, new_run_dir, only_description, point_latest, resolve_only,
                          step_labels, write_rejects)
 from curate.step import Step, StepContext, StepResult
@@ -34,8 +54,9 @@ class _RunState:
     started: float
     reports: list[StepReport] = field(default_factory=list)
     reject_frames: list = field(default_factory=list)
-    data: pl.DataFrame | None = None
-    pending: StepCache | None = None      # the current table lives in this cache entry
+    table: Table | None = None             # the current table (on disk), None in a dry run
+    entry: StepCache | None = None         # the cache entry holding it
+    digests: dict[str, str] = field(default_factory=dict)   # checksums of every file seen
     current_fp: str | None = None
     where: tuple[str, tuple] | None = None   # ("steps[2].clean", key path) of the running part
     current: StepReport | None = None        # its report, until it finishes
@@ -161,32 +182,63 @@ class Engine:
         return m
 
     def _read_sources(self, st: "_RunState", force: bool, dry_run: bool) -> None:
-        """Read every source (or its cache) and build the first table with ids."""
-        src_frames, src_fps = [], []
+        """Read every source (or its cache), then give the rows ids (see :meth:`_with_ids`)."""
+        tables, src_fps = [], []
         for i, src in enumerate(self.p.sources):
             st.where = (f"sources[{i}].{src.name}", ("sources", i))
             st.current = StepReport("source", f"{src.name}:{src.origin}")
-            rows, rejected, rep, fp = self._read_source(i, src, force, dry_run)
+            entry, rejected, rep, fp = self._read_source(i, src, force, dry_run)
             st.current = None
             st.reports.append(rep)
-            src_frames.append(rows)
+            tables.append(entry)
             src_fps.append(fp)
+            if entry is not None:
+                st.digests.update(entry.digests())
             if rejected is not None and rejected.height:
                 st.reject_frames.append(rejected)
             st.manifest["sources"].append({
                 "name": src.origin, "connector": src.name, "config": src.raw_config,
                 "rows": rep.rows_out, "rejected": rep.rows_rejected, "fingerprint": fp,
                 "cached": rep.cached, "seconds": round(rep.seconds, 3), "stats": rep.extra})
-        if dry_run and any(f is None for f in src_frames):
-            st.data, st.current_fp = None, fingerprint("sources", src_fps)
+        st.current_fp = fingerprint("sources", src_fps)
+        if dry_run and any(t is None for t in tables):
+            st.table, st.entry = None, None
             return
-        data = R.concat(src_frames) if src_frames else pl.DataFrame()
-        if data.width == 0:
-            data = pl.DataFrame(schema={R.SOURCE: pl.String, R.ORIGIN: pl.String})
-        data = R.with_ids(data)
-        lead = [R.ID, R.SOURCE, R.ORIGIN]
-        st.data = data.select(lead + [c for c in data.columns if c not in lead])
-        st.current_fp = frame_fingerprint(st.data) if None in src_fps else fingerprint("sources", src_fps)
+        entry = StepCache(self.cache_root, "sources", st.current_fp)
+        if force or not entry.done:
+            entry.clear()
+            self._with_ids([t.table("kept") for t in tables], entry, st.digests)
+        st.entry, st.table = entry, entry.table("kept")
+        st.digests.update(entry.digests())
+
+    def _with_ids(self, tables: list[Table], entry: StepCache, digests: dict[str, str]) -> None:
+        """Write the combined sources entry: each source part, read in order, conformed to the
+        columns every source gives together, and its content ids (``<hash>``, repeats
+        ``<hash>-k`` numbered over the whole table as :func:`curate.records.with_ids` would),
+        stored as an ids file beside a reference to the part (no copy of the rows)."""
+        segs = [(t, s) for t in tables for s in t.segments]
+        empties = [pl.DataFrame(schema=pl.read_parquet_schema(t.base / s["file"])) for t, s in segs]
+        union = R.concat(empties) if empties else pl.DataFrame()
+        lead = [c for c in (R.SOURCE, R.ORIGIN) if c in union.columns]
+        schema = schema_text(union.select(lead + [c for c in union.columns if c not in lead]).schema) \
+            if union.width else {R.SOURCE: "String", R.ORIGIN: "String"}
+        w = TableWriter(entry.dir, "kept")
+        entry.dir.mkdir(parents=True, exist_ok=True)
+        repeats = _Repeats()
+        for k, (t, seg) in enumerate(segs):
+            if not seg["rows"]:
+                continue
+            df = t.read_segment(seg)
+            from curate.cache import conform
+            ids = repeats.number(R.content_ids(conform(df, schema)))
+            name, digest = w.add_aux(pl.DataFrame({R.ID: ids}), f"ids-{k:06d}.parquet")
+            ref = t.resolved()[t.segments.index(seg)]
+            w.add_segment({**ref, "ids": os.path.normpath(entry.dir / name), "conform": schema},
+                          {**digests, os.path.normpath(entry.dir / name): digest})
+        if not w.segments:            # no rows at all: an empty table that still has its columns
+            from curate.cache import _dtype
+            w.add(pl.DataFrame(schema={R.ID: pl.String, **{c: _dtype(d) for c, d in schema.items()}}))
+        entry.save(w, None, {"rows": sum(x["rows"] for x in w.segments)})
 
     def _run_steps(self, st: "_RunState", force: bool, only: int | None, dry_run: bool) -> None:
         """Run each step from its cache or for real, up to ``only`` when given."""
@@ -203,14 +255,13 @@ class Engine:
                 self._from_cache(st, cache, rep)
             elif dry_run:
                 rep.extra = {"would_run": True}
-                st.pending, st.data = None, None
+                st.entry, st.table = None, None
             else:
-                if st.data is None:
-                    st.data = self._materialize(st.pending)
                 if force or only == i:
                     cache.clear()             # also drops resumable shards of an earlier run
-                st.data, _, rep = self._run_step(i, step, st.data, cache, rep)
-                st.pending = cache
+                rep = self._run_step(i, step, st, cache, rep)
+                st.entry, st.table = cache, cache.table("kept")
+                st.digests.update(cache.digests())
             st.current = None
             if rep.rows_rejected and not dry_run:
                 st.reject_frames.append(("cache", cache))
@@ -232,19 +283,16 @@ class Engine:
         rep.rows_rejected, rep.rows_created = meta["rows_rejected"], meta["rows_created"]
         rep.seconds = meta["seconds"]
         rep.extra = meta.get("stats", {})
-        st.pending, st.data = cache, None
+        st.entry, st.table = cache, cache.table("kept")
+        st.digests.update(cache.digests())
 
     def _final_table(self, st: "_RunState") -> Path:
-        """Path of the table after the last step (written for a pipeline without steps)."""
-        if st.pending is not None:
-            return st.pending.dir / "kept.parquet"
-        final_path = StepCache(self.cache_root, "sources", st.current_fp).dir / "kept.parquet"
-        if not final_path.exists():
-            write_parquet(st.data, final_path)
-        return final_path
+        """The cache entry folder of the table after the last step (``RunResult.final_path``)."""
+        assert st.entry is not None
+        return st.entry.dir
 
     def _write_outputs(self, st: "_RunState", final_path: Path, force: bool) -> list[Path]:
-        final = st.data if st.data is not None else pl.read_parquet(final_path)
+        final = st.table
         written: list[Path] = []
         for i, sink in enumerate(self.p.outputs):
             st.where = (f"outputs[{i}].{sink.name}", ("outputs", i))
@@ -264,7 +312,7 @@ class Engine:
         step_reps = [r for r in reports if r.kind == "step"]
         return {
             "rows_read": sum(r.rows_out + r.rows_rejected for r in reports if r.kind == "source"),
-            "rows_final": step_reps[-1].rows_out if step_reps else (st.data.height if st.data is not None else None),
+            "rows_final": step_reps[-1].rows_out if step_reps else (st.table.rows if st.table is not None else None),
             "rows_rejected": sum(r.rows_rejected for r in reports),
             "rows_created": sum(r.rows_created for r in reports),
         }
@@ -352,30 +400,51 @@ class Engine:
             pass
 
     # ------------------------------------------------------------------ pieces
-    def _materialize(self, cache: StepCache | None) -> pl.DataFrame:
-        assert cache is not None
-        return pl.read_parquet(cache.dir / "kept.parquet")
-
     def _read_source(self, i: int, src, force: bool, dry_run: bool):
+        """Read one source into its cache entry, a part of ``batch_size`` rows at a time (a source
+        without a cheap fingerprint is read every run; its entry is named by its content)."""
         rep = StepReport("source", f"{src.name}:{src.origin}")
         cheap = src.fingerprint()
         fp = fingerprint("source", src.name, src.version, src.raw_config, src.origin, cheap) if cheap else None
         cache = StepCache(self.cache_root, f"source-{src.origin}", fp) if fp else None
         if cache is not None and cache.done and not force:
-            rows, rejected, meta = cache.load()
+            meta = cache.meta()
             rep.cached, rep.seconds = True, meta["seconds"]
-            rep.rows_out, rep.rows_rejected = rows.height, rejected.height
+            rep.rows_out, rep.rows_rejected = meta["rows"], meta["rejected"]
             rep.extra = meta.get("stats", {})
-            return rows, rejected, rep, fp
+            return cache, cache.table("rejected").read(), rep, fp
         if dry_run:
             rep.extra = {"would_run": True}
             return None, None, rep, fp
         t0 = time.time()
         src.workdir = self.cache_root
         update = self._task(f"source {src.origin}", None)
-        frames, rejects = [], []
+        staging = cache or StepCache(self.cache_root, f"source-{src.origin}", f"reading-{os.getpid()}")
+        staging.clear()
+        staging.dir.mkdir(parents=True, exist_ok=True)
+        w = TableWriter(staging.dir, "kept")
+        content = hashlib.sha256() if cache is None else None
+        bs = self.p.batch_size
+        buf: list[pl.DataFrame] = []
+        rejects = []
         where = f"sources[{i}].{src.name} ({src.describe()})"
         n = 0
+
+        def flush(final: bool) -> None:
+            nonlocal buf
+            part = R.concat(buf) if buf else pl.DataFrame()
+            while part.height >= bs or (final and (part.height or (part.width and not w.segments))):
+                piece = part.slice(0, bs)
+                w.add(piece)
+                if content is not None:
+                    content.update(canonical_json(schema_text(piece.schema)).encode())
+                    content.update(piece.write_ndjson().encode())
+                part = part.slice(bs)
+                if not part.height:
+                    break
+            buf = [part] if part.height else []
+
+        limit = src.config.limit
         for batch in src.read():
             rows = batch.rows
             if rows.height or rows.width:
@@ -385,7 +454,9 @@ class Engine:
                 if clash:
                     rows = rows.rename(clash)
                 rows = rows.with_columns(pl.lit(src.origin, dtype=pl.String).alias(R.ORIGIN))
-                frames.append(rows)
+                if limit:
+                    rows = rows.head(max(limit - n, 0))
+                buf.append(rows)
             if batch.rejected is not None and batch.rejected.height:
                 rej = batch.rejected
                 if src.config.strict:
@@ -396,21 +467,25 @@ class Engine:
                 rejects.append(rej)
             n += rows.height
             update(rows.height)
-            if src.config.limit and n >= src.config.limit:
+            if sum(f.height for f in buf) >= bs:
+                flush(False)
+            if limit and n >= limit:
                 break
-        rows = R.concat(frames) if frames else pl.DataFrame(schema={R.SOURCE: pl.String, R.ORIGIN: pl.String})
-        if src.config.limit:
-            rows = rows.head(src.config.limit)
+        flush(True)
+        if not w.segments:
+            w.add(pl.DataFrame(schema={R.SOURCE: pl.String, R.ORIGIN: pl.String}))
         rejected = R.concat(rejects) if rejects else pl.DataFrame()
         rep.seconds = time.time() - t0
-        rep.rows_out, rep.rows_rejected = rows.height, rejected.height
+        rep.rows_out, rep.rows_rejected = n, rejected.height
         rep.extra = dict(src.stats)
-        if cache is not None:
-            cache.save(rows, rejected, {"rows": rows.height, "rejected": rejected.height,
-                                        "seconds": rep.seconds, "stats": rep.extra})
-        if fp is None:
-            fp = frame_fingerprint(rows)
-        return rows, rejected, rep, fp
+        if cache is None:
+            fp = content.hexdigest()[:20]
+            cache = StepCache(self.cache_root, f"source-{src.origin}", fp)
+            cache.clear()
+            os.replace(staging.dir, cache.dir)
+        cache.save(w, rejected, {"rows": n, "rejected": rejected.height,
+                                 "seconds": rep.seconds, "stats": rep.extra})
+        return cache, rejected, rep, fp
 
     def _mapped(self, i: int, src, rows: pl.DataFrame, where: str) -> pl.DataFrame:
         """Apply the source's column mapping; a missing column names the file:line that mapped it."""
@@ -428,65 +503,107 @@ class Engine:
             msg = str(e)[len(where) + 2:] if str(e).startswith(f"{where}: ") else str(e)
             raise DataError(f"{self.p.path}:{line} {key_path(loc)}: {msg} (reading {src.describe()})") from None
 
-    def _run_step(self, i: int, step: Step, data: pl.DataFrame, cache: StepCache,
-                  rep: StepReport):
+    def _run_step(self, i: int, step: Step, st: "_RunState", cache: StepCache,
+                  rep: StepReport) -> StepReport:
+        """Run one step over the current table and record its entry (see the module doc)."""
         p = self.p
         t0 = time.time()
-        rep.rows_in = data.height
-        scope_df, passthrough = data, None
+        table = st.table
+        assert table is not None
+        rep.rows_in = table.rows
         apply_to = getattr(step.config, "apply_to", None)
-        if apply_to is not None:
-            scope_df = data.filter(pl.col(R.ORIGIN).is_in(apply_to))
-            passthrough = data.filter(~pl.col(R.ORIGIN).is_in(apply_to))
         # The bar counts every row the step receives (as the table does); rows outside apply_to
-        # pass straight through and are counted at once.
-        update = self._task(f"step {i + 1} {step_labels(p.steps)[i]}", data.height)
-        if passthrough is not None:
-            update(passthrough.height)
+        # pass straight through and are counted as they pass.
+        update = self._task(f"step {i + 1} {step_labels(p.steps)[i]}", table.rows)
+        cache.dir.mkdir(parents=True, exist_ok=True)
+        (cache.dir / "meta.json").unlink(missing_ok=True)
         ctx = StepContext(step_name=step.name, index=i, seed=p.seed, workdir=cache.scratch,
                           batch_size=p.batch_size, progress=update,
                           shards=ShardStore(cache.scratch / "shards"),
                           log=(self.console.log if self.console is not None else (lambda m: None)))
-        if step.scope == "global":
-            res = step.process(scope_df, ctx)
-            update(scope_df.height)
-            results = [res]
-        else:
-            results = []
-            for b, start in enumerate(range(0, max(scope_df.height, 1), p.batch_size)):
-                batch = scope_df.slice(start, p.batch_size)
-                if step.resumable and ctx.shards.done(b):
-                    k, r, s = ctx.shards.read(b)
-                    results.append(StepResult(k, r, s))
-                else:
-                    res = step.process(batch, ctx)
-                    if step.resumable:
-                        ctx.shards.write(b, res.kept, res.rejected, res.stats)
-                    results.append(res)
-                update(batch.height)
-        kept = R.concat([r.kept for r in results if r.kept.height or r.kept.width])
-        if kept.width == 0:
-            kept = scope_df.clear()
-        rejected = R.concat([r.rejected for r in results if r.rejected.height])
-        if rejected.width == 0:
-            rejected = pl.DataFrame()
-        rep.rows_created = check_accounting(step.name, scope_df, kept, rejected)
-        if rejected.height:
-            rejected = rejected.with_columns(pl.lit(step.name).alias(R.STEP)) if R.STEP not in rejected.columns \
-                else rejected.with_columns(pl.col(R.STEP).fill_null(step.name))
-        stats = step.merge_stats([r.stats for r in results])
-        if passthrough is not None and passthrough.height:
-            kept = R.concat([kept, passthrough])
-        rep.rows_out, rep.rows_rejected = kept.height, rejected.height
+        kw, rw = TableWriter(cache.dir, "kept"), TableWriter(cache.dir, "rejected")
+        run = self._global_step if step.scope == "global" else self._batch_step
+        stats, created = run(step, table, ctx, cache, apply_to, update, kw, rw, st.digests)
+        rep.rows_created = created
+        rep.rows_out = sum(s["rows"] for s in kw.segments)
+        rep.rows_rejected = sum(s["rows"] for s in rw.segments)
+        assert rep.rows_in + rep.rows_created == rep.rows_out + rep.rows_rejected
         rep.seconds = time.time() - t0
         rep.extra = stats
-        cache.save(kept, rejected, {"rows_in": rep.rows_in, "rows_out": rep.rows_out,
-                                    "rows_rejected": rep.rows_rejected,
-                                    "rows_created": rep.rows_created, "seconds": rep.seconds,
-                                    "stats": stats})
-        return kept, rejected, rep
+        cache.save(kw, rw, {"rows_in": rep.rows_in, "rows_out": rep.rows_out,
+                            "rows_rejected": rep.rows_rejected, "rows_created": rep.rows_created,
+                            "seconds": rep.seconds, "stats": stats})
+        return rep
 
-    def _write_output(self, i: int, sink, final: pl.DataFrame, data_fp: str, force: bool):
+    def _global_step(self, step: Step, table: Table, ctx: StepContext, cache: StepCache,
+                     apply_to: list[str] | None, update, kw: TableWriter, rw: TableWriter,
+                     digests: dict[str, str]) -> tuple[dict[str, Any], int]:
+        """A global step sees its whole input as one frame. When it only removed rows (same
+        columns, same values, input order), the kept rows are stored as row numbers over the
+        input's parts; otherwise as parts of ``batch_size`` rows."""
+        data = table.read()
+        scope_df, passthrough = data, None
+        if apply_to is not None:
+            inside = pl.col(R.ORIGIN).is_in(apply_to)
+            scope_df, passthrough = data.filter(inside), data.filter(~inside)
+            update(passthrough.height)
+        res = step.process(scope_df, ctx)
+        update(scope_df.height)
+        kept = res.kept if res.kept.width else scope_df.clear()
+        rejected = res.rejected if res.rejected.width else pl.DataFrame()
+        created = check_accounting(step.name, scope_df, kept, rejected)
+        stats = step.merge_stats([res.stats])
+        del res
+        pos = _kept_rows(data, kept) if passthrough is None or not passthrough.height else None
+        if pos is not None:
+            _take(kw, table, pos, digests)
+        else:
+            if passthrough is not None and passthrough.height:
+                kept = R.concat([kept, passthrough])
+            _write_chunks(kw, kept, self.p.batch_size)
+        del data, scope_df, kept
+        if rejected.height:
+            _write_chunks(rw, _mark(rejected, step.name), self.p.batch_size)
+        return stats, created
+
+    def _batch_step(self, step: Step, table: Table, ctx: StepContext, cache: StepCache,
+                    apply_to: list[str] | None, update, kw: TableWriter, rw: TableWriter,
+                    digests: dict[str, str]) -> tuple[dict[str, Any], int]:
+        """A batch step streams: ``batch_size`` rows in, that batch's kept and rejected rows
+        written as shard ``k`` (``StepCache.parts``) before the next batch is read. A killed
+        run resumes at the first unfinished shard."""
+        parts = cache.parts
+        stats, created = [], 0
+        for b, batch in enumerate(_batches(table, self.p.batch_size, apply_to)):
+            if parts.done(b):
+                s = parts.stats(b)
+                eng = s.pop("_engine")
+            else:
+                res = step.process(batch, ctx)
+                kept = res.kept if res.kept.width else batch.clear()
+                rej = res.rejected if res.rejected.width else pl.DataFrame()
+                c = check_accounting(step.name, batch, kept, rej)
+                s = res.stats
+                eng = {"rows_in": batch.height, "kept": kept.height, "rejected": rej.height, "created": c}
+                parts.write(b, kept, _mark(rej, step.name) if rej.height else None, {**s, "_engine": eng})
+                del res, kept, rej
+            sums = parts.digests(b)
+            for kind, w in (("kept", kw), ("rejected", rw)):
+                path = parts.path(b, kind)
+                if path.name in sums and (kind == "kept" or eng["rejected"]):
+                    w.add_file(path, eng[kind], sums[path.name])
+            stats.append(s)
+            created += eng["created"]
+            update(eng["rows_in"])
+        if apply_to is not None:               # rows outside the scope follow the step's own
+            for frame in table.iter_frames():
+                rest = frame.filter(~pl.col(R.ORIGIN).is_in(apply_to))
+                if rest.height:
+                    _write_chunks(kw, rest, self.p.batch_size)
+                    update(rest.height)
+        return step.merge_stats(stats), created
+
+    def _write_output(self, i: int, sink, final: Table, data_fp: str, force: bool):
         rep = StepReport("output", sink.name)
         fp = fingerprint("output", sink.name, sink.version, sink.raw_config, data_fp, self.p.seed)
         record = self.cache_root / "outputs" / f"{i:02d}-{sink.name}-{fp}.json"
@@ -499,16 +616,131 @@ class Engine:
                 rep.extra = files.get("stats", {})
                 return rep, files["files"]
         t0 = time.time()
-        df = sink.select(final)
         sink.pipeline_name = self.p.name      # formats derive default names from it (NI task file)
-        paths = sink.write(df, self.p.seed)
+        stream = getattr(sink, "write_stream", None)
+        if stream is not None and getattr(sink, "streams", lambda: False)():
+            paths, rows = stream((sink.select(f) for f in final.iter_frames()), self.p.seed)
+        else:
+            df = sink.select(final.read())
+            paths, rows = sink.write(df, self.p.seed), df.height
+            del df
         files = [{"path": str(pth), "sha256": storage.sha256(pth), "bytes": storage.size(pth)}
                  for pth in paths]       # local or remote (curate.storage)
-        rep.rows_in = df.height
+        rep.rows_in = rows
         rep.seconds = time.time() - t0
         rep.extra = dict(getattr(sink, "stats", None) or {})
-        write_json({"rows": df.height, "files": files, "stats": rep.extra}, record)
+        write_json({"rows": rows, "files": files, "stats": rep.extra}, record)
         return rep, files
 
     def _write_rejects(self, frames: list, out_dir: Path) -> Path | None:
         return write_rejects(frames, out_dir / f"rejects.{self.p.rejects_format}", self.p.rejects_format)
+
+
+# ------------------------------------------------------------------------------ helpers
+def _mark(rejected: pl.DataFrame, step: str) -> pl.DataFrame:
+    """Rejected rows with the step's name in ``step`` (a step may have set its own)."""
+    if R.STEP not in rejected.columns:
+        return rejected.with_columns(pl.lit(step).alias(R.STEP))
+    return rejected.with_columns(pl.col(R.STEP).fill_null(step))
+
+
+def _write_chunks(w: TableWriter, df: pl.DataFrame, size: int) -> None:
+    for start in range(0, max(df.height, 1), size):
+        w.add(df.slice(start, size))
+
+
+def _batches(table: Table, size: int, apply_to: list[str] | None):
+    """The table's rows (those whose origin is in ``apply_to``, when given) in batches of
+    ``size``, reading one part at a time; an empty scope gives one empty batch."""
+    buf: list[pl.DataFrame] = []
+    have, sent, empty = 0, False, None
+    for frame in table.iter_frames():
+        if apply_to is not None:
+            frame = frame.filter(pl.col(R.ORIGIN).is_in(apply_to))
+        if empty is None:
+            empty = frame.clear()
+        while frame.height:
+            take = min(size - have, frame.height)
+            buf.append(frame.slice(0, take))
+            frame = frame.slice(take)
+            have += take
+            if have == size:
+                yield R.concat(buf)
+                buf, have, sent = [], 0, True
+    if buf:
+        yield R.concat(buf)
+    elif not sent:
+        yield empty if empty is not None else pl.DataFrame()
+
+
+def _kept_rows(data: pl.DataFrame, kept: pl.DataFrame) -> np.ndarray | None:
+    """Positions of ``kept``'s rows in ``data`` when ``kept`` is ``data`` with rows removed (same
+    columns and values, same order); else None. Compared one column at a time."""
+    if not kept.height or kept.schema != data.schema or R.ID not in kept.columns:
+        return None
+    pos = np.flatnonzero(data[R.ID].is_in(kept[R.ID].implode()).to_numpy())
+    if len(pos) != kept.height:
+        return None
+    idx = pl.Series(pos, dtype=pl.UInt32)
+    for c in data.columns:
+        if not data[c].gather(idx).equals(kept[c], check_names=True):
+            return None
+    return pos
+
+
+def _take(w: TableWriter, table: Table, pos: np.ndarray, digests: dict[str, str]) -> None:
+    """Segments of ``table`` restricted to the rows at ``pos`` (row numbers, not copies)."""
+    off = 0
+    for k, seg in enumerate(table.resolved()):
+        n = seg["rows"]
+        lo, hi = np.searchsorted(pos, [off, off + n])
+        local = pos[lo:hi] - off
+        off += n
+        if not len(local):
+            continue
+        if seg.get("take"):
+            local = pl.read_parquet(seg["take"])["row"].to_numpy()[local]
+        name, digest = w.add_aux(pl.DataFrame({"row": pl.Series(local, dtype=pl.UInt32)}),
+                                 f"take-{k:06d}.parquet")
+        full = os.path.normpath(w.dir / name)
+        w.add_segment({**seg, "take": full, "rows": len(local)}, {**digests, full: digest})
+
+
+class _Repeats:
+    """Numbers repeated content ids over a whole table read part by part: the k-th repeat of a
+    row (in table order) gets ``<id>-k``, as one :func:`curate.records.content_ids` call over
+    the whole table would give. Memory: 8 bytes per distinct row (sorted runs of 64-bit hashes,
+    merged as they grow) plus a dict of the repeated ones."""
+
+    def __init__(self) -> None:
+        self.runs: list[np.ndarray] = []
+        self.counts: dict[int, int] = {}
+
+    def number(self, ids: pl.Series) -> pl.Series:
+        parts = ids.str.split_exact("-", 1)
+        base = parts.struct.field("field_0")
+        local_k = parts.struct.field("field_1").cast(pl.Int64).fill_null(0).to_numpy()
+        h = base.str.to_integer(base=16, dtype=pl.UInt64).to_numpy()
+        seen = np.zeros(len(h), dtype=bool)
+        for run in self.runs:
+            at = np.minimum(np.searchsorted(run, h), len(run) - 1)
+            seen |= run[at] == h
+        k = local_k.copy()
+        if seen.any():
+            idx = np.flatnonzero(seen)
+            k[idx] += np.array([self.counts.get(int(x), 1) for x in h[idx]], dtype=np.int64)
+        uniq, first, cnt = np.unique(h, return_index=True, return_counts=True)
+        for j in np.flatnonzero((cnt > 1) | seen[first]):
+            x = int(uniq[j])
+            self.counts[x] = (self.counts.get(x, 1) if seen[first[j]] else 0) + int(cnt[j])
+        fresh = uniq[~seen[first]]
+        if len(fresh):
+            self.runs.append(fresh)
+            while len(self.runs) > 1 and len(self.runs[-2]) <= 2 * len(self.runs[-1]):
+                last = self.runs.pop()
+                self.runs[-1] = np.union1d(self.runs[-1], last)
+        if not seen.any():
+            return ids
+        ks = pl.Series(k)
+        return pl.select(pl.when(ks == 0).then(base).otherwise(base + "-" + ks.cast(pl.String))
+                         .alias(R.ID)).to_series()

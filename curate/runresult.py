@@ -66,7 +66,8 @@ class RunResult:
         """The final table (after the last step)."""
         if self.final_path is None:
             raise CurateError("no data: the run was a dry run")
-        return pl.read_parquet(self.final_path)
+        from curate.cache import read_entry           # a cache entry folder (Parquet parts)
+        return read_entry(self.final_path) if self.final_path.is_dir() else pl.read_parquet(self.final_path)
 
     def rejects(self) -> pl.DataFrame:
         """Every rejected row with step, reason and detail; with no rejects, an empty table that
@@ -74,7 +75,7 @@ class RunResult:
         if self.rejects_path is None or not self.rejects_path.exists():
             lead = pl.DataFrame(schema={c: pl.String for c in (R.STEP, R.REASON, R.DETAIL, R.ID, R.SOURCE, R.ORIGIN)})
             if self.final_path is not None and self.final_path.exists():
-                data = pl.read_parquet_schema(self.final_path)
+                data = self.data().schema if self.final_path.is_dir() else pl.read_parquet_schema(self.final_path)
                 return lead.hstack(pl.DataFrame(schema={c: t for c, t in data.items() if c not in lead.columns}))
             return lead
         if self.rejects_path.suffix == ".parquet":

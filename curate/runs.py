@@ -134,13 +134,13 @@ def write_rejects(frames: list, path: Path, fmt: str) -> Path | None:
     import polars as pl
 
     from curate import records as R
-    from curate.cache import atomic_path, write_parquet
+    from curate.cache import atomic_path, read_entry, write_parquet
     loaded = []
     for f in frames:
         if isinstance(f, tuple):
-            rp = f[1].dir / "rejected.parquet"
-            if rp.exists():
-                loaded.append(pl.read_parquet(rp))
+            rej = read_entry(f[1].dir, "rejected")
+            if rej is not None and rej.width:
+                loaded.append(rej)
         else:
             loaded.append(f)
     if not loaded:

@@ -45,19 +45,16 @@ class StepData:
     dir: Path | None
 
     def kept(self, columns: list[str] | None = None) -> pl.DataFrame | None:
-        return _read(self.dir / "kept.parquet", columns) if self.dir else None
+        return _read(self.dir, "kept", columns) if self.dir else None
 
     def rejected(self, columns: list[str] | None = None) -> pl.DataFrame | None:
-        return _read(self.dir / "rejected.parquet", columns) if self.dir else None
+        return _read(self.dir, "rejected", columns) if self.dir else None
 
 
-def _read(path: Path, columns: list[str] | None) -> pl.DataFrame | None:
-    if not path.exists():
-        return None
-    if columns is not None:
-        have = set(pl.read_parquet_schema(path))
-        columns = [c for c in columns if c in have]
-    return pl.read_parquet(path, columns=columns)
+def _read(entry: Path, kind: str, columns: list[str] | None) -> pl.DataFrame | None:
+    """A cache entry's kept/rejected table (Parquet parts; see curate.cache), or None."""
+    from curate.cache import read_entry
+    return read_entry(entry, kind, columns)
 
 
 @dataclass
@@ -100,10 +97,11 @@ class RunData:
         for s in self.manifest.get("sources", []):
             if not s.get("fingerprint"):
                 return None
-            p = self.cache_root / f"source-{s['name']}-{s['fingerprint']}" / "kept.parquet"
-            if not p.exists():
+            from curate.cache import read_entry
+            df = read_entry(self.cache_root / f"source-{s['name']}-{s['fingerprint']}")
+            if df is None:
                 return None
-            frames.append(pl.read_parquet(p))
+            frames.append(df)
         return R.concat(frames) if frames else None
 
     def input_table(self) -> pl.DataFrame | None:

@@ -178,8 +178,9 @@ def test_corrupted_cache_entry_is_recomputed(isolated, tmp_path, damage):
                    + '{"text": "x"}\n')
     f = pipeline_file(tmp_path, src, tmp_path / ".curate", tmp_path / "out")
     first = isolated(f"PATH = {str(f)!r}\n" + RUN, timeout=120).ok().result
-    entries = sorted((tmp_path / ".curate" / "disk").glob("*/kept.parquet"))
-    assert len(entries) == 2                               # the source entry and the clean step's
+    entries = sorted((tmp_path / ".curate" / "disk").glob("*/kept-000000.parquet")) + \
+        sorted((tmp_path / ".curate" / "disk").glob("*/parts/shard-00000000.kept.parquet"))
+    assert len(entries) == 2, sorted(str(p) for p in (tmp_path / ".curate").rglob("*"))  # the source part and the clean shard
     for p in entries:
         data = bytearray(p.read_bytes())
         if damage == "truncate":
@@ -193,7 +194,7 @@ def test_corrupted_cache_entry_is_recomputed(isolated, tmp_path, damage):
         [["source", c[1], False] for c in first["cached"] if c[0] == "source"] + \
         [["step", c[1], False] for c in first["cached"] if c[0] == "step"]
     assert second.result["outputs"] == first["outputs"]    # byte-identical outputs
-    assert "does not match its recorded sha256" in second.stderr
+    assert "does not match its recorded checksum" in second.stderr
     third = isolated(f"PATH = {str(f)!r}\n" + RUN, timeout=120).ok()
     assert all(c[2] for c in third.result["cached"] if c[0] in ("source", "step"))
 

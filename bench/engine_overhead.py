@@ -1,0 +1,129 @@
+"""What the engine costs around a step: ``curate build`` (jsonl → dedup → jsonl) against the bare
+dedup step on the same documents.
+
+Two child processes, one after the other, on the same generated corpus (bench/_gen.py):
+
+* **bare step**: the documents are read with polars and given ids outside the timed region; the
+  timed region is ``Dedup(...).process(df, ctx)`` alone;
+* **cli**: ``curate build --quiet PIPELINE`` in a fresh process (imports, source parsing, cache
+  writes, the step, the jsonl output, the manifest and the HTML report), timed by wall clock.
+
+``engine_overhead_ratio`` = cli throughput / bare-step throughput (1.0 = the engine and the
+reading and writing around the step cost nothing). The manifest's source / step / output seconds
+and what is left (imports, ids, cache writes, report) are printed as a breakdown. ``--no-report``
+leaves the HTML report out of the CLI run.
+
+    python bench/engine_overhead.py               # 1M documents
+    python bench/engine_overhead.py --small       # 200k documents
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+DEDUP = {"exact": True, "near": {"method": "minhash", "threshold": 0.8}}
+
+BARE = r"""
+import json, sys, time
+import polars as pl
+from curate import records as R
+from curate.registry import discover, get
+from curate.step import StepContext
+from curate.cache import ShardStore
+import tempfile, pathlib
+df = pl.read_ndjson(sys.argv[1])
+df = R.with_ids(df.with_columns(pl.format("jsonl:x:{}", pl.int_range(1, pl.len() + 1)).alias("source"),
+                                pl.lit("docs").alias("origin")))
+discover()
+step = get("step", "dedup")(json.loads(sys.argv[2]))
+tmp = pathlib.Path(tempfile.mkdtemp())
+ctx = StepContext(step_name="dedup", index=0, seed=0, workdir=tmp, shards=ShardStore(tmp / "s"))
+t = time.perf_counter()
+res = step.process(df, ctx)
+dt = time.perf_counter() - t
+print(json.dumps({"seconds": dt, "kept": res.kept.height, "rejected": res.rejected.height}))
+"""
+
+
+def pipeline_yaml(corpus: Path, work: Path) -> Path:
+    f = work / "pipe.yaml"
+    f.write_text(textwrap.dedent(f"""\
+        name: overhead
+        workdir: {work / '.curate'}
+        out_dir: {work / 'out'}
+        sources:
+          - jsonl: {{path: {corpus}, name: docs}}
+        steps:
+          - dedup: {json.dumps(DEDUP)}
+        outputs:
+          - jsonl: {{path: {work / 'out' / 'docs.jsonl'}}}
+        """))
+    return f
+
+
+def run_cli(pipe: Path, report: bool) -> tuple[float, dict]:
+    cmd = [sys.executable, "-m", "curate.cli", "build", "--quiet", str(pipe)]
+    if not report:
+        cmd.append("--no-report")
+    t = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    wall = time.perf_counter() - t
+    if proc.returncode:
+        sys.exit(f"curate build failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+    m = json.loads((pipe.parent / "out" / "manifest.json").read_text())
+    return wall, m
+
+
+def run_bare(corpus: Path) -> dict:
+    proc = subprocess.run([sys.executable, "-c", BARE, str(corpus), json.dumps(DEDUP)],
+                          capture_output=True, text=True)
+    if proc.returncode:
+        sys.exit(f"bare step failed:\n{proc.stderr[-3000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--docs", type=int, default=1_000_000)
+    ap.add_argument("--small", action="store_true", help="200k documents")
+    ap.add_argument("--no-report", action="store_true", help="build with --no-report")
+    ap.add_argument("--data", default=None, help="folder for the generated corpus (kept between runs)")
+    a = ap.parse_args()
+    n = 200_000 if a.small else a.docs
+    from _gen import write_corpus
+    data = Path(a.data or Path(tempfile.gettempdir()) / "curate-bench")
+    data.mkdir(parents=True, exist_ok=True)
+    corpus = write_corpus(data / f"docs-{n}.jsonl", n)
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        pipe = pipeline_yaml(corpus, work)
+        bare = run_bare(corpus)
+        wall, m = run_cli(pipe, report=not a.no_report)
+    src = sum(s["seconds"] for s in m["sources"])
+    step = sum(s["seconds"] for s in m["steps"])
+    out = 0.0
+    rundir = Path(m["run_dir"])
+    del rundir
+    rest = wall - src - step
+    print(f"docs={n:,} kept={bare['kept']:,} rejected={bare['rejected']:,}")
+    print(f"bare step        {bare['seconds']:8.2f} s  {n / bare['seconds']:10,.0f} docs/s")
+    print(f"curate build     {wall:8.2f} s  {n / wall:10,.0f} docs/s  (manifest total {m['seconds']:.2f} s)")
+    print(f"  source         {src:8.2f} s")
+    print(f"  step           {step:8.2f} s")
+    print(f"  outputs+rest   {rest:8.2f} s  (outputs, ids, cache writes, imports, manifest, report)")
+    print(f"engine_overhead_ratio={bare['seconds'] / wall:.3f}")
+    del out
+
+
+if __name__ == "__main__":
+    main()

@@ -206,7 +206,8 @@ class Clean(Step):
                 dets.update(f.details())
                 anns.update(f.annotations())
             r, d = cascade(checks, dets)
-            res = sub.select(r.alias("_reason"), d.alias("_detail"), **anns)
+            # lazy, so the checks shared by reason and detail are computed once (CSE)
+            res = sub.lazy().select(r.alias("_reason"), d.alias("_detail"), **anns).collect()
             for f in stage:
                 stats.update(merge_numeric([stats, f.filter_stats(sub)]))
             reason = reason.scatter(idx, res["_reason"])

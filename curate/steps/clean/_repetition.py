@@ -69,6 +69,17 @@ def _per_row_sum(rows: np.ndarray, values: np.ndarray, n_rows: int) -> np.ndarra
     return np.bincount(rows, weights=values, minlength=n_rows).round().astype(np.int64)
 
 
+def _repeated(key: pl.Series) -> pl.Series:
+    """``key.is_duplicated()`` for UInt64 keys, computed as membership in the set of repeated
+    values found by a (SIMD) sort: cheaper than one big hash table when most keys are distinct."""
+    k = key.to_numpy()
+    srt = np.sort(k)
+    same = srt[1:] == srt[:-1]
+    if not same.any():
+        return pl.Series(np.zeros(len(k), dtype=bool))
+    return key.is_in(pl.Series(np.unique(srt[1:][same])).implode())
+
+
 def _element_dups(texts: pl.Series, split: pl.Expr) -> pl.DataFrame:
     """Per row: number of non-empty elements (``split`` of the text), duplicated elements (an
     element equal to an earlier one of the same row) and their characters.
@@ -133,7 +144,7 @@ def _ngram_fracs(texts: pl.Series, cfg: RepetitionConfig) -> dict[str, np.ndarra
             nxt = pos + (n - 1)
             key = key * _MIX + h.gather(nxt)
             g = g + length.gather(nxt) + 1
-        repeated = key.is_duplicated()
+        repeated = _repeated(key)
         p_np = pos.to_numpy()
         if n in top:
             # characters of an n-gram x its count, maximised per row over repeated n-grams

@@ -76,9 +76,15 @@ def fix_unicode(s: pl.Series) -> tuple[pl.Series, int]:
 
 
 def normalize(s: pl.Series, form: Literal["NFC", "NFKC", "NFD", "NFKD"]) -> tuple[pl.Series, int]:
-    """Unicode normalisation in Rust (polars ``str.normalize``)."""
-    out = s.str.normalize(form)
-    return out, int((out != s).sum() or 0)
+    """Unicode normalisation in Rust (polars ``str.normalize``), on the rows with a non-ASCII
+    character only (ASCII text is in every normal form already)."""
+    idx = (s.str.len_bytes() != s.str.len_chars()).fill_null(False).arg_true()
+    if idx.len() == 0:
+        return s, 0
+    old = s.gather(idx)
+    new = old.str.normalize(form)
+    changed = int((new != old).sum() or 0)
+    return (s.clone().scatter(idx, new) if changed else s), changed
 
 
 # ---------------------------------------------------------------------------- html
@@ -123,18 +129,35 @@ def strip_html(s: pl.Series) -> tuple[pl.Series, int]:
 # ---------------------------------------------------------------------------- whitespace
 def whitespace_expr(e: pl.Expr) -> pl.Expr:
     """Newlines normalised to ``\\n``, control and zero-width characters dropped (``\\n``/``\\t``
-    kept), horizontal runs collapsed, trailing spaces and 3+ newlines squeezed, ends stripped."""
+    kept), horizontal runs collapsed, trailing spaces and 3+ newlines squeezed, ends stripped.
+
+    The patterns only match where the text changes (a lone space or a bare newline is not a
+    match), so typical text costs a regex scan, not a replacement per word."""
     return (
         e.str.replace_all(r"\r\n?|[\x{0B}\x{0C}\x{85}\x{2028}\x{2029}]", "\n")
         .str.replace_all(r"[\x{00}-\x{08}\x{0E}-\x{1F}\x{7F}-\x{84}\x{86}-\x{9F}\x{200B}\x{2060}\x{FEFF}]", "")
         .str.replace_all(r"[^\S\n]*\t[^\S\n]*", "\t")
-        .str.replace_all(r"[^\S\n\t]+", " ")
-        .str.replace_all(r" *\n *", "\n")
+        # a run of horizontal whitespace (tab excepted) -> one space: runs of 2+, or one non-space
+        .str.replace_all(r"[^\S\n\t]{2,}|[^\S\n\t ]", " ")
+        # spaces around a newline dropped
+        .str.replace_all(r" +\n *|\n +", "\n")
         .str.replace_all(r"\n{3,}", "\n\n")
         .str.strip_chars()
     )
 
 
+# Something ``whitespace_expr`` changes: a character it rewrites or drops, a tab, a run of two
+# horizontal spaces or a non-space one, a space next to a newline, 3 newlines, or whitespace
+# at either end. Rows without any are left as they are, without running the chain.
+WHITESPACE_NEEDS = (r"[\r\t\x{0B}\x{0C}\x{85}\x{2028}\x{2029}\x{00}-\x{08}\x{0E}-\x{1F}\x{7F}-\x{84}"
+                    r"\x{86}-\x{9F}\x{200B}\x{2060}\x{FEFF}]|[^\S\n\t]{2}|[^\S\n\t ]| \n|\n |\n\n\n|^\s|\s$")
+
+
 def clean_whitespace(s: pl.Series) -> tuple[pl.Series, int]:
-    out = pl.select(whitespace_expr(pl.lit(s))).to_series().alias(s.name)
-    return out, int((out != s).sum() or 0)
+    idx = s.str.contains(WHITESPACE_NEEDS).fill_null(False).arg_true()
+    if idx.len() == 0:
+        return s, 0
+    old = s.gather(idx)
+    new = pl.select(whitespace_expr(pl.lit(old))).to_series()
+    changed = int((new != old).sum() or 0)
+    return (s.clone().scatter(idx, new) if changed else s), changed

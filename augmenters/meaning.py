@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import difflib
 import re
-from collections import Counter
+from collections import Counter, OrderedDict
 from functools import lru_cache
-from typing import Sequence
+from typing import NamedTuple, Sequence
 
 PLACEHOLDER = re.compile(r"<[A-Z][A-Z_]*>")
 NUMBER = re.compile(r"\d+(?:[.,:]\d+)*")
@@ -63,19 +63,65 @@ def _wordnet():
         return None
 
 
+#: WordNet data files and their part-of-speech letter (satellites ``s`` live in ``data.adj``).
+_DATA_FILES = (("noun", "n"), ("verb", "v"), ("adj", "a"), ("adv", "r"))
+
+
+@lru_cache(maxsize=1)
+def _antonym_table() -> dict[str, frozenset[str]] | None:
+    """Every WordNet word (lower case) -> its antonyms, read once from the four data files.
+
+    The same set NLTK's ``lemma.antonyms()`` gives over all senses of the word, plus the antonyms
+    of the heads of its satellite adjectives (``similar_tos``: cheap ~ inexpensive), but one pass
+    over the files (~1 s) instead of NLTK's lazy per-synset parsing (~8 ms per new word)."""
+    wn = _wordnet()
+    if wn is None:
+        return None
+    names: dict[tuple[str, int], list[str]] = {}                    # synset -> its lemma names
+    lexical: list[tuple[tuple[str, int], str, tuple[str, int], int]] = []  # antonym pointers
+    similar: list[tuple[tuple[str, int], tuple[str, int]]] = []      # (synset, similar synset)
+    for suffix, pos in _DATA_FILES:
+        with open(str(wn.abspath(f"data.{suffix}")), encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("  "):                 # licence header
+                    continue
+                head = line.split(" | ", 1)[0].split()
+                key = (pos, int(head[0]))
+                n = int(head[3], 16)
+                words = [w.split("(", 1)[0] if w.endswith(")") else w for w in head[4:4 + 2 * n:2]]
+                names[key] = words
+                if "!" not in head and "&" not in head:
+                    continue
+                at = 4 + 2 * n
+                for j in range(at + 1, at + 1 + 4 * int(head[at]), 4):
+                    sym, off, tpos, st = head[j:j + 4]
+                    target = ("a" if tpos == "s" else tpos, int(off))
+                    if sym == "!" and st != "0000":        # antonymy is lexical: word -> word
+                        lexical.append((key, words[int(st[:2], 16) - 1], target, int(st[2:], 16) - 1))
+                    elif sym == "&" and st == "0000":
+                        similar.append((key, target))
+    out: dict[str, set[str]] = {}
+    of_synset: dict[tuple[str, int], set[str]] = {}                  # antonyms of any lemma of a synset
+    for key, src, target, idx in lexical:
+        name = names[target][idx].lower()
+        out.setdefault(src.lower(), set()).add(name.replace("_", " "))
+        of_synset.setdefault(key, set()).add(name)
+    for key, sim in similar:
+        for w in names[key] if sim in of_synset else ():
+            out.setdefault(w.lower(), set()).update(of_synset[sim])
+    return {w: frozenset(a) for w, a in out.items()}
+
+
 @lru_cache(maxsize=50_000)
 def antonyms(word: str) -> frozenset[str]:
     """Antonyms of ``word`` (any sense, any part of speech) from WordNet and the built-in list."""
     out = {b for a, b in _EXTRA if a == word}
-    wn = _wordnet()
-    if wn is not None:
+    table = _antonym_table()
+    if table is not None:
+        wn = _wordnet()
         bases = {word} | {b for pos in ("n", "v", "a", "r") if (b := wn.morphy(word, pos))}
         for base in bases:
-            for lemma in wn.lemmas(base):
-                out |= {a.name().lower().replace("_", " ") for a in lemma.antonyms()}
-                for sim in lemma.synset().similar_tos():         # satellite adjectives: cheap ~ inexpensive
-                    for lm in sim.lemmas():
-                        out |= {a.name().lower() for a in lm.antonyms()}
+            out |= table.get(base.lower(), frozenset())
     return frozenset(out)
 
 
@@ -98,13 +144,87 @@ def _spacy():
         return None
 
 
+class TextInfo(NamedTuple):
+    """spaCy's reading of one text, small enough to cache: per token (char offset, lower-case
+    text, coarse POS, Penn tag, is_alpha), and the entities as (start char, end char, label, text)."""
+
+    tokens: tuple[tuple[int, str, str, str, bool], ...]
+    ents: tuple[tuple[int, int, str, str], ...]
+
+
+@lru_cache(maxsize=1)
+def _pos_rules() -> tuple[dict[str, str], dict[tuple[str, str], str]]:
+    """The attribute ruler's Penn tag -> coarse POS rules (and its per-word exceptions: ``is``/VBZ
+    is AUX, ``nothing``/NN is PRON), as two dicts. Looking them up costs nothing; running the
+    ruler's matcher over every token was a quarter of spaCy's time. Rules that need the
+    dependency parser (disabled here) never fire and are left out."""
+    ruler = _spacy().get_pipe("attribute_ruler")
+    by_tag: dict[str, str] = {}
+    by_word: dict[tuple[str, str], str] = {}
+    for rule in ruler.patterns:               # in order: a later rule wins, as in the ruler
+        pos = rule["attrs"].get("POS")
+        for pat in rule["patterns"] if pos else ():
+            if len(pat) != 1 or set(pat[0]) - {"TAG", "LOWER"} or not isinstance(pat[0].get("TAG"), str):
+                continue
+            tag, low = pat[0]["TAG"], pat[0].get("LOWER")
+            if low is None:
+                by_tag[tag] = pos
+            for w in [low] if isinstance(low, str) else (low or {}).get("IN", []):
+                by_word[(tag, w)] = pos
+    return by_tag, by_word
+
+
+_INFO: "OrderedDict[str, TextInfo]" = OrderedDict()
+#: Texts whose reading is kept: the gate re-reads the parents the augmenter just read.
+INFO_CACHE_SIZE = 20_000
+
+
+def text_info(texts: Sequence[str]) -> list[TextInfo] | None:
+    """spaCy's reading (tagger + NER) of each text, or ``None`` without the English pipeline.
+    Each distinct text is read once; readings are cached (LRU) across calls, so the gate does
+    not re-read the parents the augmenter read, nor ``multiply`` rounds the same rows."""
+    nlp = _spacy()
+    if nlp is None:
+        return None
+    fresh: dict[str, TextInfo] = {}
+    todo = [t for t in dict.fromkeys(texts) if t not in _INFO]
+    if todo:
+        by_tag, by_word = _pos_rules()
+        docs = nlp.tokenizer.pipe(todo, batch_size=512)
+        for name, proc in nlp.pipeline:
+            if name != "attribute_ruler":
+                docs = proc.pipe(docs, batch_size=512)
+        for text, doc in zip(todo, docs):
+            toks = []
+            for t in doc:
+                low, tag = t.lower_, t.tag_
+                pos = "SPACE" if t.is_space else by_word.get((tag, low)) or by_tag.get(tag, "")
+                toks.append((t.idx, low, pos, tag, t.is_alpha))
+            fresh[text] = TextInfo(tuple(toks), tuple((e.start_char, e.end_char, e.label_, e.text) for e in doc.ents))
+    out = [fresh[t] if t in fresh else _INFO[t] for t in texts]
+    for t in dict.fromkeys(texts):
+        if t in _INFO:
+            _INFO.move_to_end(t)
+        else:
+            _INFO[t] = fresh[t]
+    while len(_INFO) > INFO_CACHE_SIZE:
+        _INFO.popitem(last=False)
+    return out
+
+
+def forget_readings() -> None:
+    """Empty the cache of spaCy readings (benchmarks time cold runs)."""
+    _INFO.clear()
+
+
 def _analyse(texts: Sequence[str]) -> list[tuple[Counter, list[tuple[str, str]] | None]]:
     """Per text: its named entities, and its (word, coarse POS) sequence when spaCy is there."""
-    nlp = _spacy()
-    if nlp is not None:
-        return [(Counter(e.text.lower() for e in doc.ents if e.label_ in ENTITY_TYPES and not NUMBER.fullmatch(e.text)),
-                 [(t.text.lower(), t.pos_) for t in doc if t.is_alpha])
-                for doc in nlp.pipe(texts, batch_size=256)]
+    infos = text_info(texts)
+    if infos is not None:
+        return [(Counter(txt.lower() for _, _, label, txt in info.ents
+                         if label in ENTITY_TYPES and not NUMBER.fullmatch(txt)),
+                 [(low, pos) for _, low, pos, _, alpha in info.tokens if alpha])
+                for info in infos]
     out = []
     for t in texts:   # fallback: capitalised words that do not start a sentence; no POS
         toks = re.findall(r"(?<![.!?]\s)(?<!^)\b[A-Z][a-z]+\b", t)

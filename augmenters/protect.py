@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 from typing import Sequence
 
-from curate.augmenters.meaning import DATE_WORDS, NEGATIONS, _spacy
+from curate.augmenters.meaning import DATE_WORDS, NEGATIONS, text_info
 from pydantic import BaseModel, Field
 
 SPANS = re.compile(r"<[A-Z][A-Z_]*>|https?://\S+|www\.\S+|[\w.+-]+@[\w-]+\.[\w.]+|\d+(?:[.,:/]\d+)*")
@@ -61,19 +61,19 @@ def analyse(texts: Sequence[str], tokens: Sequence[Sequence[str]], opts: Protect
     """Per text: the protected token positions, and (with spaCy) each token position's
     (coarse POS, Penn tag) for :func:`inflect_like`."""
     user = {w.lower() for w in opts.protect}
-    nlp = _spacy() if (opts.protect_entities or opts.content_words_only) else None
-    docs = list(nlp.pipe([t or "" for t in texts], batch_size=256)) if nlp is not None else [None] * len(texts)
+    infos = text_info([t or "" for t in texts]) if (opts.protect_entities or opts.content_words_only) else None
     out = []
-    for text, toks, doc in zip(texts, tokens, docs):
+    for k_text, (text, toks) in enumerate(zip(texts, tokens)):
         text = text or ""
+        info = infos[k_text] if infos is not None else None
         spans = [m.span() for m in SPANS.finditer(text)]
         keep_chars = set()
-        tags_at = {t.idx: (t.pos_, t.tag_) for t in doc} if doc is not None else {}
-        if doc is not None:
+        tags_at = {idx: (pos, tag) for idx, _, pos, tag, _ in info.tokens} if info is not None else {}
+        if info is not None:
             if opts.protect_entities:
-                spans += [(e.start_char, e.end_char) for e in doc.ents]
+                spans += [(s, e) for s, e, _, _ in info.ents]
             if opts.content_words_only:
-                keep_chars = {t.idx for t in doc if t.is_alpha and t.pos_ not in CONTENT_POS}
+                keep_chars = {idx for idx, _, pos, _, alpha in info.tokens if alpha and pos not in CONTENT_POS}
         elif opts.protect_entities:
             spans += [m.span() for m in re.finditer(r"(?<![.!?]\s)(?<!^)\b[A-Z][a-z]+\b", text)]
         prot, tags = set(), {}

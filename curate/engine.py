@@ -14,8 +14,8 @@ The local executor streams. Tables live on disk as Parquet parts in the cache (s
 * a global step (dedup, balance, split) gets its whole input as one frame (each states its memory
   model in its docstring); when it only removes rows, its result is stored as the row numbers it
   kept over its input's parts, not as a copy;
-* outputs read the final table part by part where the output can append (``write_stream``), the
-  others get one frame.
+* outputs read the final table part by part where the output says it streams
+  (``Sink.streams``/``write_stream``); the others (today every built-in output) get one frame.
 """
 from __future__ import annotations
 
@@ -617,9 +617,8 @@ class Engine:
                 return rep, files["files"]
         t0 = time.time()
         sink.pipeline_name = self.p.name      # formats derive default names from it (NI task file)
-        stream = getattr(sink, "write_stream", None)
-        if stream is not None and getattr(sink, "streams", lambda: False)():
-            paths, rows = stream((sink.select(f) for f in final.iter_frames()), self.p.seed)
+        if getattr(sink, "streams", lambda: False)():
+            paths, rows = sink.write_stream((sink.select(f) for f in final.iter_frames()), self.p.seed)
         else:
             df = sink.select(final.read())
             paths, rows = sink.write(df, self.p.seed), df.height

@@ -126,6 +126,19 @@ class Sink(Component, ABC):
         this output's target for that split (:func:`split_path`); return the files written."""
         raise NotImplementedError(f"output {self.name} implements neither write_split nor write")
 
+    def streams(self) -> bool:
+        """True when this output writes the final table part by part (:meth:`write_stream`), so
+        the engine never holds it whole. Default False: the engine reads the table into one
+        frame for :meth:`write` (NI task files need every row of a task at once: a task is
+        bounded by memory, about 1 KiB per instance in RAM)."""
+        return False
+
+    def write_stream(self, frames, seed: int) -> tuple[list[Path], int]:
+        """Write an iterator of frames (the final table's parts, in order, already passed through
+        :meth:`select`); return the files written and the row count. Only called when
+        :meth:`streams` is True."""
+        raise NotImplementedError(f"output {self.name} does not stream")
+
     def select(self, df: pl.DataFrame) -> pl.DataFrame:
         from curate import records as R
         if self.config.sources is not None and R.ORIGIN in df.columns:

@@ -62,8 +62,22 @@ def text_length(columns: list[str]) -> pl.Expr:
     return pl.sum_horizontal([pl.col(c).cast(pl.String).str.len_chars().fill_null(0) for c in columns])
 
 
+def normalize_series(s: pl.Series, norm: Normalize) -> pl.Series:
+    """``norm`` applied to a string Series, with the Unicode normal form computed only on rows
+    that are not pure ASCII (ASCII text is invariant under NFC/NFD/NFKC/NFKD, and the normal
+    form is the slow part of the defaults). Same result as :func:`normalized`."""
+    s = s.cast(pl.String)
+    if norm.unicode:
+        ascii_ = (s.str.len_bytes() == s.str.len_chars()).fill_null(True)
+        if not ascii_.all():
+            idx = (~ascii_).arg_true()
+            s = s.scatter(idx, s.gather(idx).str.normalize(norm.unicode))
+        norm = norm.model_copy(update={"unicode": None})
+    return s.to_frame("t").select(normalized(pl.col("t"), norm)).to_series()
+
+
 def normalizer(norm: Normalize):
     """A Series → Series function applying ``norm`` (for per-batch normalisation)."""
     def apply(s: pl.Series) -> pl.Series:
-        return s.to_frame("t").select(normalized(pl.col("t"), norm)).to_series()
+        return normalize_series(s, norm)
     return apply

@@ -10,11 +10,21 @@ import polars as pl
 from ._text import Normalize, joined, normalized
 
 
-def exact_labels(df: pl.DataFrame, columns: list[str], norm: Normalize) -> pl.Series:
+def exact_key(columns: list[str]) -> pl.Expr:
+    """The compared text before normalisation (columns joined with a unit separator, so column
+    boundaries count)."""
+    return joined(columns, sep="\x1f")
+
+
+def exact_labels(df: pl.DataFrame, columns: list[str], norm: Normalize,
+                 key: pl.Series | None = None) -> pl.Series:
     """A cluster label per row (UInt32 group index; null for rows whose text is null or that have
-    no exact twin)."""
-    key = normalized(joined(columns, sep="\x1f"), norm)
-    out = df.select(key.alias("_k")).select(
-        pl.when(pl.col("_k").is_not_null() & (pl.len().over("_k") > 1))
-        .then(pl.col("_k").rank("dense")).otherwise(None).alias("_c"))
-    return out["_c"].cast(pl.Int64)
+    no exact twin). ``key``: the already normalised :func:`exact_key` of ``df`` (so callers that
+    also shingle the text normalise it once)."""
+    if key is None:
+        key = df.select(normalized(exact_key(columns), norm).alias("_k"))["_k"]
+    dup = (key.is_duplicated() & key.is_not_null()).fill_null(False)
+    out = pl.repeat(None, len(key), dtype=pl.Int64, eager=True).alias("_c")
+    if dup.any():                    # rank only the rows that have a twin (the sort is the cost)
+        out = out.scatter(dup.arg_true(), key.filter(dup).rank("dense").cast(pl.Int64))
+    return out

@@ -51,8 +51,10 @@ class NearConfig(BaseModel):
     verify: Literal["jaccard", "signature", "none"] = Field(
         default="jaccard", description="Check LSH candidates: true Jaccard of shingle sets, the "
         "signature estimate, or accept every candidate (fastest, least precise).")
-    backend: Literal["auto", "rensa", "numpy"] = Field(
-        default="auto", description="Signature engine: rensa (compiled, if installed) or numpy.")
+    backend: Literal["auto", "oph", "rensa", "numpy"] = Field(
+        default="auto", description="Signature engine: `oph` (one-permutation hashing with "
+        "densification: one hash per shingle; what `auto` picks), classic MinHash with `bands × rows` "
+        "permutations computed by rensa (compiled, if installed) or numpy.")
     max_bucket_pairs: int = Field(default=64, ge=1, le=100_000,
                                   description="Within one LSH bucket, pair each row with up to this "
                                               "many following rows (bounds work on huge buckets).")
@@ -64,9 +66,14 @@ class NearConfig(BaseModel):
             raise ValueError(f"bands × rows = {b * r} exceeds num_perm = {self.num_perm}")
         return self
 
-    def layout(self) -> tuple[int, int]:
-        """(bands, rows): given, or from the threshold like datasketch's optimal_param."""
+    def layout(self, oph: bool = False) -> tuple[int, int]:
+        """(bands, rows): given, or derived from the threshold. Classic MinHash: like datasketch's
+        optimal_param. ``oph`` (one-permutation hashing with true-Jaccard verification): the
+        recall-first layout of :func:`recall_bands`, since verification removes the extra
+        candidates and OPH bins are free."""
         b, r = self.bands, self.rows
+        if oph and b is None and r is None and self.verify == "jaccard":
+            return recall_bands(self.threshold, self.num_perm)
         if b is not None and r is not None:
             return b, r
         if b is not None:
@@ -87,6 +94,19 @@ def optimal_bands(threshold: float, num_perm: int) -> tuple[int, int]:
         fn = np.trapezoid(np.where(s >= threshold, 1.0 - p, 0.0), s)
         if fp + fn < best_err:
             best, best_err = (b, r), fp + fn
+    return best
+
+
+def recall_bands(threshold: float, num_perm: int, miss: float = 1e-4) -> tuple[int, int]:
+    """The most rows per band (fewest candidates) whose S-curve still misses a pair at exactly
+    ``threshold`` with probability ≤ ``miss``: ``(1 - t^r)^b ≤ miss`` with ``b = num_perm // r``.
+    The margin covers OPH's correlated bins (bands share a document's few non-empty bins)."""
+    best = (num_perm, 1)
+    for r in range(1, num_perm + 1):
+        b = num_perm // r
+        if b < 1 or (1.0 - threshold ** r) ** b > miss:
+            break
+        best = (b, r)
     return best
 
 
@@ -197,6 +217,119 @@ def shingle(texts: pl.Series, ngram: int, unit: Literal["word", "char"] = "word"
     offs = np.zeros(len(counts) + 1, dtype=np.int64)
     np.cumsum(counts, out=offs[1:])
     return Shingles(np.concatenate(parts_h) if parts_h else np.zeros(0, np.uint64), offs)
+
+
+# ---------------------------------------------------------------------------------- one permutation
+_EMPTY = np.uint32(0xFFFFFFFF)
+OPH_MARGIN = 0.3                    # candidates with an OPH estimate below threshold - this are dropped
+_ROT = np.uint32(0x9E3779B1)        # rotation offset per bin of distance (odd, large)
+
+
+def oph_signatures(sh: Shingles, num_bins: int, chunk: int = 1 << 13) -> np.ndarray:
+    """One-permutation MinHash with rotation densification (Shrivastava & Li 2014), uint32
+    ``docs × num_bins``: one hash per shingle instead of ``num_bins``.
+
+    The top bits of each (already mixed, seeded) 64-bit shingle hash pick its bin
+    (multiply-high, any ``num_bins``), the low 32 bits are its value, and each bin keeps the
+    minimum (``np.minimum.at``). An empty bin borrows the value of the next non-empty bin to its
+    right (circularly) plus ``distance × C``, so two documents' bins still collide with
+    probability equal to their Jaccard similarity. Documents without shingles stay all-empty.
+    Done in chunks of ``chunk`` documents, so temporaries stay small (and in cache)."""
+    ndocs, k = len(sh.offsets) - 1, num_bins
+    out = np.empty((ndocs, k), dtype=np.uint32)
+    it = np.int16 if 2 * k < (1 << 15) else np.int32
+    cols = np.arange(k, dtype=it)
+    sentinel = it(2 * k)
+    rot = (cols.astype(np.uint32) * _ROT)          # subtracted: value = sig[src] + (src - j)·C
+    for d0 in range(0, ndocs, chunk):
+        d1 = min(ndocs, d0 + chunk)
+        m = d1 - d0
+        s0, s1 = int(sh.offsets[d0]), int(sh.offsets[d1])
+        h = sh.hashes[s0:s1]
+        sig = np.full((m, 2 * k), _EMPTY, dtype=np.uint32)   # doubled: wrap-around without a modulo
+        if s1 > s0:
+            doc = np.repeat(np.arange(m, dtype=np.int64) * (2 * k), np.diff(sh.offsets[d0:d1 + 1]))
+            doc += (((h >> np.uint64(32)) * np.uint64(k)) >> np.uint64(32)).astype(np.int64)
+            np.minimum.at(sig.reshape(-1), doc, np.minimum(h.astype(np.uint32), _EMPTY - np.uint32(1)))
+        half = sig[:, :k]
+        filled = half != _EMPTY
+        has = filled[:, 0].copy()
+        np.logical_or.reduce(filled, axis=1, out=has)
+        half += rot * filled                  # w = value + j·C on filled bins
+        sig[:, k:] = half
+        sig[:, k:] += np.uint32((k * int(_ROT)) & 0xFFFFFFFF) * filled   # the copy sits k bins to the right
+        nxt = np.where(filled, cols, sentinel)
+        nxt = np.minimum.accumulate(nxt[:, ::-1], axis=1)[:, ::-1]
+        np.minimum(nxt, nxt[:, :1] + it(k), out=nxt)   # none to the right: the first one, wrapped
+        np.minimum(nxt, it(2 * k - 1), out=nxt)          # rows with no shingle (masked below)
+        flat = nxt.astype(np.int64)
+        flat += np.arange(m, dtype=np.int64)[:, None] * (2 * k)
+        dense = sig.reshape(-1)[flat]
+        dense -= rot
+        dense[~has] = _EMPTY
+        out[d0:d1] = dense
+    return out
+
+
+def band_keys(sig: np.ndarray, bands: int, rows: int) -> np.ndarray:
+    """uint64 key per (document, band): band ``b`` is bins ``b, b + bands, b + 2·bands, ...``
+    (strided, so a run of empty bins that borrowed from one neighbour rarely fills a whole band),
+    folded with a multiply-add chain and a splitmix finaliser; the band index is salted in."""
+    n = sig.shape[0]
+    view = sig[:, :bands * rows].reshape(n, rows, bands)
+    key = np.broadcast_to((np.arange(1, bands + 1, dtype=np.uint64) * _MIX1), (n, bands)).copy()
+    for c in range(0, rows - 1, 2):
+        pair = (view[:, c].astype(np.uint64) << np.uint64(32)) | view[:, c + 1]
+        key *= _MIX2
+        key += pair
+        key = _mix(key)
+    if rows % 2:
+        key *= _MIX2
+        key += view[:, rows - 1]
+        key = _mix(key)
+    return key
+
+
+def bucket_pairs(keys: np.ndarray, max_pairs: int = 64) -> tuple[np.ndarray, np.ndarray]:
+    """Candidate pairs (i < j, unique) of documents sharing a band key (``keys``: docs × bands).
+
+    Each key keeps its top ``64 - log2(docs)`` bits and carries the document index in the low
+    bits, so one SIMD ``np.sort`` of plain uint64 groups the buckets (a truncated-key collision
+    only adds a candidate, which verification removes); inside a bucket each row is paired with up
+    to ``max_pairs`` following rows."""
+    n, bands = keys.shape
+    if n < 2:
+        e = np.zeros(0, np.int64)
+        return e, e
+    bits = np.uint64(max(1, int(n - 1).bit_length()))
+    mask = (np.uint64(1) << bits) - np.uint64(1)
+    comp = (keys >> bits) << bits
+    comp |= np.arange(n, dtype=np.uint64)[:, None]
+    comp = np.sort(comp.ravel())
+    hi = comp >> bits
+    same = hi[1:] == hi[:-1]
+    grouped = np.zeros(len(comp), dtype=bool)
+    grouped[1:] |= same
+    grouped[:-1] |= same
+    comp, hi = comp[grouped], hi[grouped]
+    ds = (comp & mask).astype(np.int64)
+    found = []
+    for d in range(1, max_pairs + 1):
+        if d >= len(hi):
+            break
+        eq = hi[d:] == hi[:-d]
+        if not eq.any():
+            break
+        i, j = ds[:-d][eq], ds[d:][eq]
+        lo_, hi_ = np.minimum(i, j).astype(np.uint64), np.maximum(i, j).astype(np.uint64)
+        found.append(lo_ * np.uint64(n) + hi_)
+    if not found:
+        e = np.zeros(0, np.int64)
+        return e, e
+    codes = np.unique(np.concatenate(found))
+    lo, hi2 = (codes // np.uint64(n)).astype(np.int64), (codes % np.uint64(n)).astype(np.int64)
+    keep = lo != hi2
+    return lo[keep], hi2[keep]
 
 
 # ---------------------------------------------------------------------------------- signatures
@@ -312,7 +445,48 @@ def signature_similarity(sig: np.ndarray, left: np.ndarray, right: np.ndarray,
     return out
 
 
+def _gather(sh: Shingles, docs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Positions (into ``sh.hashes``) of the shingles of ``docs``, and the index in ``docs`` each
+    belongs to."""
+    counts = sh.counts[docs]
+    total = int(counts.sum())
+    owner = np.repeat(np.arange(len(docs), dtype=np.int64), counts)
+    starts = np.zeros(len(docs), dtype=np.int64)
+    np.cumsum(counts[:-1], out=starts[1:])
+    pos = np.arange(total, dtype=np.int64) - np.repeat(starts - sh.offsets[docs], counts)
+    return pos, owner
+
+
 def true_jaccard(sh: Shingles, left: np.ndarray, right: np.ndarray) -> np.ndarray:
+    """Exact Jaccard of the shingle-hash *sets* of each (left, right) document pair, vectorised:
+    every hash is tagged with its owner (document, then pair) by a splitmix of both, and polars'
+    hash-based ``is_first_distinct`` counts set sizes and intersections (no joins, no Python sets)."""
+    if len(left) == 0:
+        return np.zeros(0)
+    docs, inv = np.unique(np.concatenate([left, right]), return_inverse=True)
+    pos, owner = _gather(sh, docs)
+    h = sh.hashes[pos]
+    tag = _mix(owner.astype(np.uint64) * _MIX1 + np.uint64(1))
+    first = pl.Series(h ^ tag).is_first_distinct().to_numpy()
+    size = np.bincount(owner[first], minlength=len(docs))          # |set| per document
+    # the document's set, once per pair it is in: positions of its first-distinct hashes
+    uniq = pos[first]
+    uoffs = np.zeros(len(docs) + 1, dtype=np.int64)
+    np.cumsum(size, out=uoffs[1:])
+    u = Shingles(sh.hashes[uniq], uoffs)
+    npairs = len(left)
+    side = np.concatenate([inv[:npairs], inv[npairs:]])
+    ppos, powner = _gather(u, side)
+    pair = powner % npairs
+    code = u.hashes[ppos] ^ _mix(pair.astype(np.uint64) * _MIX2 + np.uint64(7))
+    dup = ~pl.Series(code).is_first_distinct().to_numpy()
+    inter = np.bincount(pair[dup], minlength=npairs)
+    na, nb = size[inv[:npairs]], size[inv[npairs:]]
+    union = na + nb - inter
+    return np.where(union > 0, inter / np.maximum(union, 1), 0.0)
+
+
+def true_jaccard_joins(sh: Shingles, left: np.ndarray, right: np.ndarray) -> np.ndarray:
     """Exact Jaccard of the shingle-hash sets of each (left, right) document pair (polars joins)."""
     if len(left) == 0:
         return np.zeros(0)
@@ -347,6 +521,7 @@ class NearResult:
     sig: np.ndarray | None          # signatures of `sig_rows`
     sig_rows: np.ndarray            # document index of each signature row
     backend: str
+    layout: tuple[int, int] = (0, 0)  # (bands, rows) used
 
     def score(self, left: np.ndarray, right: np.ndarray, verify: str) -> np.ndarray:
         """Similarity of arbitrary pairs (e.g. member vs kept row) by the configured measure."""
@@ -361,26 +536,39 @@ def near_pairs(texts: pl.Series, cfg: NearConfig, seed: int, single_spaced: bool
                prepare: Callable[[pl.Series], pl.Series] | None = None) -> NearResult:
     """Find near-duplicate pairs among ``texts`` (normalised per batch by ``prepare``; see the
     module docstring)."""
-    bands, rows = cfg.layout()
+    backend = cfg.backend
+    if backend == "auto":
+        backend = "oph"
+    bands, rows = cfg.layout(oph=backend == "oph")
     num_perm = bands * rows
     sh = shingle(texts, cfg.ngram, cfg.unit, seed=seed, single_spaced=single_spaced, prepare=prepare)
     nonempty = np.flatnonzero(sh.counts > 0)
-    backend = cfg.backend
-    if backend == "auto":
-        backend = "rensa" if have_rensa() else "numpy"
     if backend == "rensa" and not have_rensa():
         from curate.errors import CurateError
         raise CurateError("dedup near.backend: rensa needs `pip install 'rensa>=0.5'` "
                           "(or use backend: numpy)")
     sub = sh if len(nonempty) == len(sh.counts) else sh.subset(nonempty)
-    if backend == "rensa":
+    if backend == "oph":
+        rows_idx = nonempty
+        full = oph_signatures(sub, num_perm)
+        li, ri = bucket_pairs(band_keys(full, bands, rows), cfg.max_bucket_pairs)
+        sig = full if cfg.verify != "jaccard" else None
+        if cfg.verify == "jaccard" and len(li):
+            # cheap pre-check before the exact one: drop candidates whose OPH estimate is far
+            # below the threshold (more than ~4 standard deviations for short documents)
+            est = signature_similarity(full, li, ri)
+            ok = est >= cfg.threshold - OPH_MARGIN
+            li, ri = li[ok], ri[ok]
+        del full
+    elif backend == "rensa":
         cand = rensa_candidates(sub, bands, rows, seed) if len(nonempty) > 1 else np.zeros(0, np.int64)
         rows_idx = nonempty[cand]
         sig = signatures_rensa(sub.subset(cand), num_perm, seed)
     else:
         rows_idx = nonempty
         sig = signatures_numpy(sub, num_perm, seed)
-    li, ri = lsh_pairs(sig, bands, rows, cfg.max_bucket_pairs)
+    if backend != "oph":
+        li, ri = lsh_pairs(sig, bands, rows, cfg.max_bucket_pairs)
     left, right = rows_idx[li], rows_idx[ri]
     ncand = len(left)
     if cfg.verify == "jaccard":
@@ -390,4 +578,4 @@ def near_pairs(texts: pl.Series, cfg: NearConfig, seed: int, single_spaced: bool
     if cfg.verify != "none":
         ok = sim >= cfg.threshold - 1e-12
         left, right, sim = left[ok], right[ok], sim[ok]
-    return NearResult(left, right, sim, ncand, sh, sig, rows_idx, backend)
+    return NearResult(left, right, sim, ncand, sh, sig, rows_idx, backend, (bands, rows))

@@ -23,8 +23,8 @@ from curate.registry import register_step
 from curate.step import Step, StepConfig, StepContext, StepResult
 
 from ._clusters import connected_components, keepers, split_rows
-from ._text import Normalize, check_columns, joined, normalizer
-from .exact import exact_labels
+from ._text import Normalize, check_columns, joined, normalize_series
+from .exact import exact_key, exact_labels
 from .minhash import NearConfig, near_pairs
 from .semantic import SemanticConfig, cosine_pairs, embeddings
 
@@ -82,9 +82,16 @@ class Dedup(Step):
         stats: dict[str, Any] = {"duplicates": 0, "clusters": 0}
         rejected: list[pl.DataFrame] = []
         kept = df
+        t0 = time.time()
+        # the compared text is normalised once, here, and shared by the exact and near stages
+        norm = (normalize_series(df.select(exact_key(cfg.columns).alias("t"))["t"], cfg.normalize)
+                if cfg.exact or cfg.near is not None else None)
+        stats["normalize_seconds"] = round(time.time() - t0, 3)
         for stage in self._stages():
             t0 = time.time()
-            kept, rej, st = stage(kept, ctx)
+            kept, rej, st, keep_mask = stage(kept, ctx, norm)
+            if norm is not None and keep_mask is not None:
+                norm = norm.filter(keep_mask)
             st["seconds"] = round(time.time() - t0, 3)
             stats[st.pop("stage")] = st
             stats["duplicates"] += st["duplicates"]
@@ -115,18 +122,22 @@ class Dedup(Step):
         kept, rej = split_rows(df, keep_idx, self.name, reason, sim, detail)
         return kept, rej, keep_idx
 
-    def _exact(self, df: pl.DataFrame, ctx: StepContext):
-        labels = exact_labels(df, self.config.columns, self.config.normalize)
+    def _exact(self, df: pl.DataFrame, ctx: StepContext, norm: pl.Series):
+        labels = exact_labels(df, self.config.columns, self.config.normalize, key=norm)
         detail = pl.format("exact duplicate of {} (cluster of {})", pl.col("duplicate_of"), pl.col("_size"))
-        kept, rej, _ = self._resolve(df, labels, "exact_duplicate", None, detail)
+        kept, rej, keep_idx = self._resolve(df, labels, "exact_duplicate", None, detail)
         clusters = labels.drop_nulls().n_unique()
-        return kept, rej, {"stage": "exact", "duplicates": rej.height, "clusters": clusters}
+        return (kept, rej, {"stage": "exact", "duplicates": rej.height, "clusters": clusters},
+                pl.Series(keep_idx == np.arange(df.height)))
 
-    def _near(self, df: pl.DataFrame, ctx: StepContext):
+    def _near(self, df: pl.DataFrame, ctx: StepContext, norm: pl.Series):
         cfg, near = self.config, self.config.near
-        res = near_pairs(df.select(joined(cfg.columns).alias("t")).to_series(), near, ctx.seed,
-                         single_spaced=cfg.normalize.collapse_whitespace,
-                         prepare=normalizer(cfg.normalize))
+        text = norm
+        single = cfg.normalize.collapse_whitespace
+        if len(cfg.columns) > 1:       # column boundaries (\x1f in the exact key) are word breaks here
+            text = norm.str.replace_all("\x1f", " ", literal=True)
+            single = False
+        res = near_pairs(text, near, ctx.seed, single_spaced=single)
         labels = connected_components(df.height, res.left, res.right)
         keep_idx = keepers(df, labels, cfg.keep, cfg.columns, cfg.score_column, self.name)
         dup = np.flatnonzero(keep_idx != np.arange(df.height))
@@ -137,7 +148,7 @@ class Dedup(Step):
                            "cluster of {})", pl.col("duplicate_of"), pl.col("similarity").round(3),
                            pl.col("_size"))
         kept, rej = split_rows(df, keep_idx, self.name, "near_duplicate", sim, detail)
-        bands, rows = near.layout()
+        bands, rows = res.layout
         clusters = int(np.unique(labels[labels >= 0]).size)
         hist = np.histogram(sim[dup], bins=[0, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0000001])[0] if len(dup) else None
         st = {"stage": "near", "duplicates": rej.height, "clusters": clusters,
@@ -147,9 +158,9 @@ class Dedup(Step):
             st["similarity_histogram"] = {f"{lo}-{hi}": int(c) for lo, hi, c in
                                           zip(["0", "0.5", "0.6", "0.7", "0.8", "0.9"],
                                               ["0.5", "0.6", "0.7", "0.8", "0.9", "1.0"], hist)}
-        return kept, rej, st
+        return kept, rej, st, pl.Series(keep_idx == np.arange(df.height))
 
-    def _semantic(self, df: pl.DataFrame, ctx: StepContext):
+    def _semantic(self, df: pl.DataFrame, ctx: StepContext, norm: pl.Series | None):
         cfg, sem = self.config, self.config.semantic
         if sem.embedding_column:
             check_columns(df, [sem.embedding_column], self.name)
@@ -164,4 +175,4 @@ class Dedup(Step):
         kept, rej = split_rows(df, keep_idx, self.name, "semantic_duplicate", np.clip(sim, -1, 1), detail)
         clusters = int(np.unique(labels[labels >= 0]).size)
         return kept, rej, {"stage": "semantic", "duplicates": rej.height, "clusters": clusters,
-                           "pairs": int(len(left)), "model": sem.model or "all-MiniLM-L6-v2", **info}
+                           "pairs": int(len(left)), "model": sem.model or "all-MiniLM-L6-v2", **info}, None

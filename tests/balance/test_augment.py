@@ -238,3 +238,25 @@ def test_backtranslate_through_a_curate_llm_backend(tmp_path):
     assert len(out) == 2 and out[1] is None
     assert out[0] is None or isinstance(out[0], str)
     assert aug.augment(["the sea is blue", ""], seed=0) == out
+
+
+def test_embedding_swap_neighbours_only_for_tried_words(tmp_path):
+    """Neighbours are searched for the words a swap tries, not every eligible word; the result
+    does not depend on what an earlier call left in the cache."""
+    import numpy as np
+
+    from curate.augmenters.embedding_swap import WordVectors, load_vectors
+    rng = np.random.default_rng(0)
+    words = [f"w{a}{b}" for a in "abcdefghij" for b in "abcdefghij"]
+    path = tmp_path / "v.txt"
+    path.write_text("".join(f"{w} {' '.join(f'{x:.4f}' for x in rng.normal(size=8))}\n" for w in words))
+    text = " ".join(words[:60])
+    cfg = {"vectors": str(path), "aug_p": 0.1, "top_k": 3, "min_similarity": -1.0, "skip_stopwords": False,
+           "protect_entities": False, "content_words_only": False}
+    aug = build_augmenter({"embedding_swap": cfg})
+    wv: WordVectors = load_vectors(str(path), 200_000)
+    wv.forget()
+    first = aug.augment([text], seed=5)[0]
+    assert first is not None and 6 <= len(wv._nn) < 20            # ~aug_p of 60 eligible words
+    wv.neighbours(range(len(words)), 3)                             # a full cache changes nothing
+    assert aug.augment([text], seed=5)[0] == first

@@ -93,3 +93,44 @@ def test_replacements_take_the_inflection_of_the_word_they_replace():
     assert inflect_like("child", ("NOUN", "NNS")) == "children"
     assert inflect_like("big", ("ADJ", "JJR")) == "bigger"
     assert inflect_like("film", ("NOUN", "NN")) == "film" and inflect_like("film", None) == "film"
+
+
+def test_antonym_table_matches_nltk_lemma_antonyms():
+    """The one-pass table over WordNet's data files gives what NLTK's per-lemma reading gives."""
+    from curate.augmenters import meaning
+    wn = meaning._wordnet()
+    if wn is None:
+        pytest.skip("WordNet not set up (curate setup wordnet)")
+
+    def nltk_antonyms(word):
+        out = {b for a, b in meaning._EXTRA if a == word}
+        for base in {word} | {b for pos in "nvar" if (b := wn.morphy(word, pos))}:
+            for lemma in wn.lemmas(base):
+                out |= {a.name().lower().replace("_", " ") for a in lemma.antonyms()}
+                for sim in lemma.synset().similar_tos():
+                    for lm in sim.lemmas():
+                        out |= {a.name().lower() for a in lm.antonyms()}
+        return frozenset(out)
+
+    words = ["late", "cheap", "good", "hot", "win", "won", "up", "old", "buy", "bought", "happier", "cat", "kind",
+             "heavy", "lightly", "open", "closing", "inexpensive", "nascent", "xyzzy"]
+    for w in words:
+        assert antonyms(w) == nltk_antonyms(w), w
+    assert "expensive" in antonyms("cheap") and "early" in antonyms("late")
+
+
+def test_spacy_readings_match_the_full_pipeline_and_are_cached():
+    """text_info skips the attribute ruler's matcher but gives the POS it would; a text is read once."""
+    from curate.augmenters import meaning
+    nlp = meaning._spacy()
+    if nlp is None:
+        pytest.skip("spaCy's English pipeline not installed")
+    texts = ["Is there anything he does not like? I've been waiting since Monday, John said.",
+             "She has nothing to do with it, but they were here once.", "Call 0800 123 456 now!"]
+    meaning.forget_readings()
+    infos = meaning.text_info(texts + texts[:1])
+    for info, doc in zip(infos, nlp.pipe(texts)):
+        assert info.tokens == tuple((t.idx, t.lower_, t.pos_, t.tag_, t.is_alpha) for t in doc)
+        assert info.ents == tuple((e.start_char, e.end_char, e.label_, e.text) for e in doc.ents)
+    assert infos[3] is infos[0] and all(t in meaning._INFO for t in texts)
+    assert meaning.text_info(texts[1:2])[0] is infos[1]          # the gate re-reads parents for free

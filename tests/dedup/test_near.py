@@ -13,7 +13,7 @@ from curate.steps.dedup.step import Dedup
 
 from ._planted import jaccard, variant, words
 
-BACKENDS = ["numpy"] + (["rensa"] if M.have_rensa() else [])
+BACKENDS = ["oph", "numpy"] + (["rensa"] if M.have_rensa() else [])
 
 
 def planted(seed: int = 7):
@@ -143,7 +143,8 @@ def test_estimated_jaccard_tracks_true_jaccard(backend):
     base = words(rng, 200)
     docs = [" ".join(base)] + [" ".join(variant(rng, base, e)) for e in (2, 6, 12, 25)]
     sh = M.shingle(pl.Series(docs), 5, single_spaced=True)
-    sig = M.signatures_numpy(sh, 256, 0) if backend == "numpy" else M.signatures_rensa(sh, 256, 0)
+    sig = {"numpy": lambda: M.signatures_numpy(sh, 256, 0), "rensa": lambda: M.signatures_rensa(sh, 256, 0),
+           "oph": lambda: M.oph_signatures(sh, 256)}[backend]()
     left, right = np.zeros(4, np.int64), np.arange(1, 5)
     est = M.signature_similarity(sig, left, right)
     true = M.true_jaccard(sh, left, right)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import difflib
 import re
+import sys
 from collections import Counter, OrderedDict
 from functools import lru_cache
 from typing import NamedTuple, Sequence
@@ -175,8 +176,10 @@ def _pos_rules() -> tuple[dict[str, str], dict[tuple[str, str], str]]:
 
 
 _INFO: "OrderedDict[str, TextInfo]" = OrderedDict()
-#: Texts whose reading is kept: the gate re-reads the parents the augmenter just read.
-INFO_CACHE_SIZE = 20_000
+_INFO_SIZE = [0]
+#: Readings kept, in tokens (~220 bytes each, ~220 MB in all): the gate re-reads the parents the augmenter just
+#: read, and a 20-token text costs 21 of these.
+INFO_CACHE_TOKENS = 1_000_000
 
 
 def text_info(texts: Sequence[str]) -> list[TextInfo] | None:
@@ -199,7 +202,7 @@ def text_info(texts: Sequence[str]) -> list[TextInfo] | None:
             for t in doc:
                 low, tag = t.lower_, t.tag_
                 pos = "SPACE" if t.is_space else by_word.get((tag, low)) or by_tag.get(tag, "")
-                toks.append((t.idx, low, pos, tag, t.is_alpha))
+                toks.append((t.idx, low, pos, sys.intern(tag), t.is_alpha))
             fresh[text] = TextInfo(tuple(toks), tuple((e.start_char, e.end_char, e.label_, e.text) for e in doc.ents))
     out = [fresh[t] if t in fresh else _INFO[t] for t in texts]
     for t in dict.fromkeys(texts):
@@ -207,14 +210,16 @@ def text_info(texts: Sequence[str]) -> list[TextInfo] | None:
             _INFO.move_to_end(t)
         else:
             _INFO[t] = fresh[t]
-    while len(_INFO) > INFO_CACHE_SIZE:
-        _INFO.popitem(last=False)
+            _INFO_SIZE[0] += len(fresh[t].tokens) + 1
+    while _INFO_SIZE[0] > INFO_CACHE_TOKENS and _INFO:
+        _INFO_SIZE[0] -= len(_INFO.popitem(last=False)[1].tokens) + 1
     return out
 
 
 def forget_readings() -> None:
     """Empty the cache of spaCy readings (benchmarks time cold runs)."""
     _INFO.clear()
+    _INFO_SIZE[0] = 0
 
 
 def _analyse(texts: Sequence[str]) -> list[tuple[Counter, list[tuple[str, str]] | None]]:

@@ -23,6 +23,8 @@ import numpy as np
 import polars as pl
 from pydantic import BaseModel, ConfigDict, Field
 
+from curate.steps.clean._parallel import map_parallel
+
 _SEED = 0x5EED
 _PARA_SEP = "\x1e"
 
@@ -69,15 +71,16 @@ def _per_row_sum(rows: np.ndarray, values: np.ndarray, n_rows: int) -> np.ndarra
     return np.bincount(rows, weights=values, minlength=n_rows).round().astype(np.int64)
 
 
-def _repeated(key: pl.Series) -> pl.Series:
-    """``key.is_duplicated()`` for UInt64 keys, computed as membership in the set of repeated
-    values found by a (SIMD) sort: cheaper than one big hash table when most keys are distinct."""
-    k = key.to_numpy()
-    srt = np.sort(k)
+def _repeated(key: np.ndarray) -> np.ndarray:
+    """``is_duplicated`` of UInt64 keys: membership in the set of repeated values found by a
+    (SIMD) sort, cheaper than one big hash table of every key when most keys are distinct."""
+    srt = np.sort(key)
     same = srt[1:] == srt[:-1]
     if not same.any():
-        return pl.Series(np.zeros(len(k), dtype=bool))
-    return key.is_in(pl.Series(np.unique(srt[1:][same])).implode())
+        return np.zeros(len(key), dtype=bool)
+    dup = srt[1:][same]                                     # sorted; keep one of each value
+    dup = dup[np.concatenate(([True], dup[1:] != dup[:-1]))]
+    return pl.Series(key).is_in(pl.Series(dup).implode()).to_numpy()
 
 
 def _element_dups(texts: pl.Series, split: pl.Expr) -> pl.DataFrame:
@@ -118,49 +121,45 @@ def _ngram_fracs(texts: pl.Series, cfg: RepetitionConfig) -> dict[str, np.ndarra
     if not (top | dup) or not n_rows:
         return out
     max_n = max(top | dup)
-    lists = (pl.DataFrame({"t": texts}).with_row_index("row")
-             .select("row", w=pl.col("t").str.extract_all(r"\w+"))
-             .with_columns(n=pl.col("w").list.len()))
-    lists = lists.filter(pl.col("n") >= max(2, cfg.min_words))
-    words = (lists.select("row", "w", rem=pl.int_ranges(pl.col("n"), 0, -1)).explode("w", "rem")
-             .select(pl.col("row").cast(pl.UInt64), h=pl.col("w").hash(_SEED),
-                     l=pl.col("w").str.len_chars().cast(pl.Int64), rem="rem"))
+    min_words = max(2, cfg.min_words)          # one word cannot repeat an n-gram
+    words = map_parallel(
+        pl.DataFrame({"t": texts}).with_row_index("row"),
+        lambda lf: (lf.select("row", w=pl.col("t").str.extract_all(r"\w+"))
+                    .with_columns(n=pl.col("w").list.len()).filter(pl.col("n") >= min_words)
+                    .select("row", "w", rem=pl.int_ranges(pl.col("n"), 0, -1)).explode("w", "rem")
+                    .select(pl.col("row").cast(pl.UInt64), h=pl.col("w").hash(_SEED),
+                            l=pl.col("w").str.len_chars().cast(pl.Int64), rem="rem")))
     if not words.height:
         return out
-    row = words.get_column("row")
-    h = words.get_column("h")
-    length = words.get_column("l")
-    rem = words.get_column("rem")
-    row_np, l_np = row.to_numpy().astype(np.int64), length.to_numpy()
+    h, length, rem = (words.get_column(c).to_numpy() for c in ("h", "l", "rem"))
+    row = words.get_column("row").to_numpy()
     # round 1 keys are the words; they carry the row, so equal n-grams of two rows differ
-    pos = pl.Series("pos", np.arange(words.height, dtype=np.int64))
-    key, g = h ^ (row * _ROW), length
-    for n in range(1, max_n + 1):
+    pos = np.arange(words.height, dtype=np.int64)
+    key, g = h ^ (row * np.uint64(_ROW)), length
+    # Round 1 (words) only prunes unless a 1-gram rule is set: start at n = 2 then.
+    for n in range(1 if 1 in top | dup else 2, max_n + 1):
         if n > 1:
-            alive = rem.gather(pos) >= n
-            pos, key, g = pos.filter(alive), key.filter(alive), g.filter(alive)
-            if not pos.len():
+            alive = rem[pos] >= n
+            pos, key, g = pos[alive], key[alive], g[alive]
+            if not len(pos):
                 break
             nxt = pos + (n - 1)
-            key = key * _MIX + h.gather(nxt)
-            g = g + length.gather(nxt) + 1
+            key = key * np.uint64(_MIX) + h[nxt]           # wraps mod 2^64
+            g = g + length[nxt] + 1
         repeated = _repeated(key)
-        p_np = pos.to_numpy()
+        pos, key, g = pos[repeated], key[repeated], g[repeated]
+        if not len(pos):
+            break
+        ks = pl.Series(key)
         if n in top:
             # characters of an n-gram x its count, maximised per row over repeated n-grams
-            fr = pl.DataFrame({"k": key, "g": g}).filter(repeated)
-            if fr.height:
-                v = fr.select(pl.col("g") * pl.len().over("k")).to_series().to_numpy()
-                np.maximum.at(out[f"top{n}"], row_np[p_np[repeated.to_numpy()]], v)
+            cnt = pl.DataFrame({"k": ks}).select(pl.len().over("k")).to_series().to_numpy()
+            np.maximum.at(out[f"top{n}"], row[pos], g * cnt)
         if n in dup:
-            later = (~key.is_first_distinct()).to_numpy()
-            if later.any():
-                starts = p_np[later]
-                covered = np.unique((starts[:, None] + np.arange(n)).ravel())
-                out[f"dup{n}"] = _per_row_sum(row_np[covered], l_np[covered], n_rows)
-        pos, key, g = pos.filter(repeated), key.filter(repeated), g.filter(repeated)
-        if not pos.len():
-            break
+            # words covered by occurrences after the first of an n-gram
+            starts = pos[~ks.is_first_distinct().to_numpy()]
+            covered = np.unique((starts[:, None] + np.arange(n)).ravel())
+            out[f"dup{n}"] = _per_row_sum(row[covered].astype(np.int64), length[covered], n_rows)
     return out
 
 

@@ -7,7 +7,9 @@ from typing import Any, ClassVar
 import polars as pl
 from pydantic import Field, field_validator, model_validator
 
-from curate.step import Filter, StepConfig
+from curate import records as R
+from curate.step import Filter, StepConfig, StepResult, cascade
+from curate.steps.clean._parallel import with_columns_parallel
 from curate.steps.quality._stats import LANG_DEFAULTS
 
 
@@ -80,14 +82,46 @@ class HeuristicFilter(Filter):
         for col in self.config.columns:
             R.require_column(df, col, f"step {self.name}")
         measures = {name: expr for _, name, expr, _, _ in self._all()}
-        return df.with_columns(**measures) if measures else df
+        return self.with_detail(with_columns_parallel(df, measures)) if measures else df
+
+    def with_detail(self, work: pl.DataFrame) -> pl.DataFrame:
+        """Add ``_q_reason`` (the first rule each row breaks, null = kept) and ``_q_detail`` (its
+        detail string, formatted for those rows only: a ``cascade`` with one ``format`` per rule
+        would format every row once per rule)."""
+        rules = self._all()
+        detail = pl.Series("_q_detail", [None] * work.height, dtype=pl.String)
+        reason, _ = cascade(self.filters(), {})
+        work = work.with_columns(reason.alias("_q_reason"))
+        idx = work.get_column("_q_reason").is_not_null().arg_true()
+        if rules and idx.len():
+            fmts = {r: fmt(pl.col(m), "<" if op == "min" else ">", thr) for r, m, _, op, thr in rules}
+            _, text = cascade(self.filters(), fmts)
+            detail = detail.scatter(idx, work[idx].select(text).to_series())
+        return work.with_columns(detail)
+
+    def process(self, df: pl.DataFrame, ctx) -> StepResult:
+        """:meth:`Filter.process`, reading the reason and detail that :meth:`with_detail`
+        computed once (the generic cascade re-evaluates the reason chain for every rule's
+        detail); same kept rows, rejects and stats."""
+        work = self.prepare(df, ctx)
+        if "_q_reason" not in work.columns:
+            return super().process(df, ctx)
+        work = work.with_columns(pl.col("_q_reason").alias("_reason"), pl.col("_q_detail").alias("_detail"))
+        stats = self.filter_stats(work)
+        helper = [c for c in work.columns if c.startswith("_") and c not in df.columns]
+        kept = work.filter(pl.col("_reason").is_null())
+        kept = kept.with_columns(**self.annotations()).drop(helper)
+        rej = work.filter(pl.col("_reason").is_not_null())
+        rej = R.reject(rej, self.name, pl.col("_reason"), pl.col("_detail")).drop(helper)
+        counts = rej.group_by(R.REASON).len().rows() if rej.height else []
+        return StepResult(kept=kept, rejected=rej, stats={**stats, "rejected_by_reason": dict(counts)})
 
     def filters(self) -> list[tuple[str, pl.Expr]]:
         return [(r, (pl.col(m) >= thr) if op == "min" else (pl.col(m) <= thr))
                 for r, m, _, op, thr in self._all()]
 
     def details(self) -> dict[str, pl.Expr]:
-        return {r: fmt(pl.col(m), "<" if op == "min" else ">", thr) for r, m, _, op, thr in self._all()}
+        return {r: pl.col("_q_detail") for r, *_ in self._all()}
 
 
 def fmt(value: pl.Expr, op: str, thr: Any) -> pl.Expr:

@@ -206,6 +206,37 @@ def fault_hook(hooks: dict[str, Any] | None, step_index: int, block: dict[str, A
         time.sleep(float(pause.get("seconds", 600)))
 
 
+def run_block_safe(step, block: dict[str, Any], folder: str, schema: dict[str, str] | None,
+                   ctx_args: dict[str, Any], hooks: dict[str, Any] | None = None) -> str:
+    """:func:`run_block` as a JSON summary; an exception of the step comes back as an ``error``
+    entry (Ray would wrap it beyond recognition) for the driver to raise as the local engine would."""
+    try:
+        out = run_block(step, block, folder, schema, ctx_args, hooks)
+    except Exception as e:                     # a dead worker is no exception here: Ray retries it
+        import traceback
+        out = {"key": block["key"], "error": {"type": type(e).__name__, "module": type(e).__module__,
+                                              "message": str(e), "hint": getattr(e, "hint", None),
+                                              "traceback": traceback.format_exc()[-4000:]}}
+    return json.dumps(out, default=str)
+
+
+def raise_block_error(err: dict[str, Any], step_name: str) -> None:
+    """Raise the error a block task reported: curate's own errors as themselves, others as a
+    :class:`~curate.errors.StepError` carrying the task's traceback."""
+    from curate import errors as E
+    cls = getattr(E, err["type"], None) if err.get("module") == "curate.errors" else None
+    if isinstance(cls, type) and issubclass(cls, E.CurateError):
+        try:
+            exc = cls(err["message"])
+        except TypeError:
+            exc = E.StepError(err["message"])
+    else:
+        exc = E.StepError(f"step {step_name}: {err['type']}: {err['message']}\n(in a Ray task)\n{err['traceback']}")
+    if err.get("hint"):
+        exc.hint = err["hint"]
+    raise exc
+
+
 def run_block(step, block: dict[str, Any], folder: str, schema: dict[str, str] | None,
               ctx_args: dict[str, Any], hooks: dict[str, Any] | None = None) -> dict[str, Any]:
     """Run a batch step on one block (or copy a pass-through block) and save it; a finished block

@@ -201,6 +201,9 @@ def run_dedup(ray, step, files, schema, folder: Path, ctx, batch_size: int, part
     """Run ``step`` (a :class:`curate.steps.dedup.step.Dedup`) over ``files``; write its kept rows
     under ``folder``; return files, rejected rows, counts and stats (the step's own)."""
     cfg = step.config
+    probe = B.conform(pl.DataFrame(), schema)
+    for c in cfg.columns + ([cfg.score_column or "<score_column unset>"] if cfg.keep == "score" else []):
+        R.require_column(probe, c, f"step {step.name}")
     apply_to = getattr(cfg, "apply_to", None)
     blocks = B.make_blocks(files, apply_to, batch_size)
     steps_b = [b for b in blocks if b["kind"] == "step"]

@@ -100,8 +100,7 @@ class _BlockActor:
 
     def __call__(self, batch):
         import pyarrow as pa
-        out = [json.dumps(B.run_block(self.step, json.loads(s), self.folder, self.schema, self.ctx_args,
-                                      self.hooks), default=str)
+        out = [B.run_block_safe(self.step, json.loads(s), self.folder, self.schema, self.ctx_args, self.hooks)
                for s in batch.column("block").to_pylist()]
         return pa.table({"summary": out})
 
@@ -112,7 +111,7 @@ class RayEngine(Engine):
 
     def __init__(self, pipeline, progress: bool = False, console: Any = None) -> None:
         super().__init__(pipeline, progress=progress, console=console)
-        self.ray_root = self.cache_root / "ray"
+        self.ray_root = (self.cache_root / "ray").resolve()      # tasks run in other folders
         self.opts = pipeline.ray
         self._ray = None
         self.hooks = json.loads(os.environ[FAULTS_ENV]) if os.environ.get(FAULTS_ENV) else None
@@ -325,13 +324,15 @@ class RayEngine(Engine):
                                     **retry.get("actor", {}))
             else:
                 def run(batch):
-                    out = [json.dumps(B.run_block(step, json.loads(s), folder_s, schema, ctx_args, hooks),
-                                      default=str) for s in batch.column("block").to_pylist()]
+                    out = [B.run_block_safe(step, json.loads(s), folder_s, schema, ctx_args, hooks)
+                           for s in batch.column("block").to_pylist()]
                     return pa.table({"summary": out})
                 ds = ds.map_batches(run, batch_size=1, batch_format="pyarrow", num_cpus=opts.num_cpus,
                                     **retry.get("task", {}))
             for row in ds.iter_rows():
                 s = json.loads(row["summary"])
+                if "error" in s:
+                    B.raise_block_error(s["error"], step.name)
                 summaries[s["key"]] = s
                 update(s["rows_in"])
         ordered = [summaries[b["key"]] for b in blocks]

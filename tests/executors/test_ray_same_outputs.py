@@ -39,40 +39,55 @@ def test_quickstart_clean_dedup_balance_dpo_ni(run_both):
 
 
 CORPUS = {
-    "name": "corpus", "seed": 3, "batch_size": 64,
+    "name": "corpus", "seed": 3, "batch_size": 128,
     "sources": [{"jsonl": {"name": "docs", "path": "{corpus}/part*.jsonl"}}],
     "steps": [
         {"clean": {"min_words": 3}},
         {"dedup": {"keep": "longest", "near": {"threshold": 0.75, "ngram": 3}}},
-        {"augment": {"char_noise": {}, "check_language": False}},
         {"split": {"test": 0.2, "validation": 0.1, "stratify": "label"}},
     ],
     "outputs": [{"jsonl": {"path": "{out}/all.jsonl"}}],
 }
 
 
-def _corpus_doc(corpus):
+def _corpus_doc(corpus, **changes):
     import json
-    return json.loads(json.dumps(CORPUS).replace("{corpus}", str(corpus)))
+    doc = json.loads(json.dumps(CORPUS).replace("{corpus}", str(corpus)))
+    return {**doc, **changes}
 
 
-def test_glob_source_dedup_augment_split(run_both, corpus):
-    """A glob of two files; exact + near dedup keeping the longest; augment (an actor pool, and
-    per-batch seeds: block k must be the local batch k); split; JSONL output."""
+def test_glob_source_dedup_split_jsonl(run_both, corpus):
+    """A glob of two files; exact + near dedup keeping the longest row of each cluster; split
+    (gathered to the driver); JSONL output."""
     local, ray = run_both(_corpus_doc(corpus))
     steps = {s["name"]: s for s in ray.manifest["steps"]}
     assert steps["dedup"]["stats"]["exact"]["duplicates"] > 0
     assert steps["dedup"]["stats"]["near"]["duplicates"] > 0
-    assert steps["augment"]["rows_created"] > 0 and steps["augment"]["stats"]["ray"]["actors"]
     assert steps["split"]["stats"]["ray"]["gathered_rows"] == steps["split"]["rows_in"]
 
 
 @pytest.mark.slow
-def test_hash_shuffle_and_task_options(run_both, corpus):
-    """dedup's hash-shuffle variant and per-step options (augment as plain tasks) agree too."""
+def test_augment_as_actor_pool(run_both, tmp_path):
+    """augment (a model step: the gate embeds every pair) runs as a pool of 2 actors; its seeds are
+    per batch, so block k must hold the local batch k for the variants to match."""
+    from ._helpers import make_corpus
+    corpus = make_corpus(tmp_path / "small", n=30)
+    doc = _corpus_doc(corpus, batch_size=12, steps=[
+        {"clean": {"min_words": 3}},
+        {"augment": {"char_noise": {}, "check_language": False,
+                     "gate": {"meaning_checks": False}}},
+        {"split": {"test": 0.25, "validation": 0.0, "stratify": "label"}},
+    ])
+    local, ray = run_both(doc, ray={"steps": {"augment": {"actors": 2}}})
+    aug = ray.manifest["steps"][1]
+    assert aug["rows_created"] > 0 and aug["stats"]["ray"]["actors"] and aug["stats"]["ray"]["blocks"] >= 3
+
+
+@pytest.mark.slow
+def test_hash_shuffle(run_both, corpus):
+    """dedup's hash-shuffle variant (Ray Data's hash repartition on the keys) agrees too."""
     doc = _corpus_doc(corpus)
-    doc["steps"] = doc["steps"][:3]
-    local, ray = run_both(doc, ray={"shuffle": "hash", "max_retries": 2,
-                                    "steps": {"augment": {"num_cpus": 1, "actors": 1}}})
+    doc["steps"] = doc["steps"][:2]
+    local, ray = run_both(doc, ray={"shuffle": "hash", "max_retries": 2})
     assert ray.manifest["steps"][1]["stats"]["ray"]["shuffle"] == "hash"
     assert ray.manifest["steps"][1]["rows_rejected"] > 0

@@ -84,10 +84,22 @@ def build(pipeline: Path = typer.Argument(..., help="Pipeline YAML file."),
           no_train: bool = typer.Option(False, "--no-train", help="Skip the pipeline's `train:` section."),
           no_report: bool = typer.Option(False, "--no-report", help="Do not write the HTML report."),
           wait: bool = typer.Option(False, "--wait", help="If another build of this pipeline is running, wait for it instead of failing."),
-          quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars.")) -> None:
+          quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
+          executor: Optional[str] = typer.Option(None, "--executor", metavar="local|ray",
+                                                 help="Override the file's `executor:` (ray needs the [ray] extra)."),
+          address: Optional[str] = typer.Option(None, "--address", metavar="ADDR",
+                                                help="Ray cluster to join (implies --executor ray); default: the file's "
+                                                     "`ray.address`, else a local Ray for this build.")) -> None:
     """Run a pipeline: sources → steps → outputs (→ train), with caching, accounting, a manifest and an HTML report."""
     from curate.errors import CurateError
     p = _load(pipeline)
+    if executor is not None or address is not None:
+        if executor not in (None, "local", "ray"):
+            _error(CurateError(f"--executor must be local or ray (got {executor!r})"))
+            raise typer.Exit(2)
+        p.executor = executor or "ray"
+        if address is not None:
+            p.ray = p.ray.model_copy(update={"address": address})
     try:
         result = p.run(force=force, only=only, dry_run=dry_run, progress=not quiet, console=console,
                        train=not no_train, wait=wait)

@@ -716,28 +716,27 @@ class _Repeats:
         self.counts: dict[int, int] = {}
 
     def number(self, ids: pl.Series) -> pl.Series:
-        parts = ids.str.split_exact("-", 1)
-        base = parts.struct.field("field_0")
-        local_k = parts.struct.field("field_1").cast(pl.Int64).fill_null(0).to_numpy()
+        base = ids.str.slice(0, 16)                  # xxh3-64 in hex; "-k" follows on repeats
+        local_k = ids.str.slice(17).cast(pl.Int64, strict=False).fill_null(0).to_numpy()
         h = base.str.to_integer(base=16, dtype=pl.UInt64).to_numpy()
-        seen = np.zeros(len(h), dtype=bool)
-        for run in self.runs:
-            at = np.minimum(np.searchsorted(run, h), len(run) - 1)
-            seen |= run[at] == h
-        k = local_k.copy()
-        if seen.any():
-            idx = np.flatnonzero(seen)
-            k[idx] += np.array([self.counts.get(int(x), 1) for x in h[idx]], dtype=np.int64)
-        uniq, first, cnt = np.unique(h, return_index=True, return_counts=True)
-        for j in np.flatnonzero((cnt > 1) | seen[first]):
-            x = int(uniq[j])
-            self.counts[x] = (self.counts.get(x, 1) if seen[first[j]] else 0) + int(cnt[j])
-        fresh = uniq[~seen[first]]
+        uniq, inv, cnt = np.unique(h, return_inverse=True, return_counts=True)
+        seen_u = np.zeros(len(uniq), dtype=bool)
+        for run in self.runs:                      # sorted queries into sorted runs
+            at = np.minimum(np.searchsorted(run, uniq), len(run) - 1)
+            seen_u |= run[at] == uniq
+        prior_u = np.zeros(len(uniq), dtype=np.int64)
+        for j in np.flatnonzero(seen_u):           # repeats of earlier parts only
+            prior_u[j] = self.counts.get(int(uniq[j]), 1)
+        for j in np.flatnonzero((cnt > 1) | seen_u):
+            self.counts[int(uniq[j])] = int(prior_u[j]) + int(cnt[j])
+        fresh = uniq[~seen_u]
         if len(fresh):
             self.runs.append(fresh)
             while len(self.runs) > 1 and len(self.runs[-2]) <= 2 * len(self.runs[-1]):
                 last = self.runs.pop()
                 self.runs[-1] = np.union1d(self.runs[-1], last)
+        seen = seen_u[inv]
+        k = local_k + prior_u[inv]
         if not seen.any():
             return ids
         ks = pl.Series(k)

@@ -62,18 +62,51 @@ def text_length(columns: list[str]) -> pl.Expr:
     return pl.sum_horizontal([pl.col(c).cast(pl.String).str.len_chars().fill_null(0) for c in columns])
 
 
+# Non-ASCII characters that NFC and NFKC leave alone and that never compose with a neighbour
+# (Latin-1 letters, curly quotes, dashes, common symbols); checked against unicodedata below.
+_STABLE = "\u00C0-\u00D6\u00D8-\u00F6\u00F8-\u00FF\u2018\u2019\u201C\u201D\u2013\u2014\u00A3\u20AC\u00A9\u00AE\u00B0\u00B1\u00D7\u00F7\u2022"
+_NEEDS_NFC = f"[^\\x00-\\x7F{_STABLE}]"
+
+
+def _check_stable() -> None:
+    import re
+    import unicodedata
+    chars = [chr(c) for c in range(0x80, 0x2100) if re.fullmatch(f"[{_STABLE}]", chr(c))]
+    chars += [chr(c) for c in range(0x2000, 0x2100) if re.fullmatch(f"[{_STABLE}]", chr(c))]
+    for ch in chars:
+        assert unicodedata.normalize("NFKC", ch) == ch == unicodedata.normalize("NFC", ch), ch
+        assert unicodedata.combining(ch) == 0, ch
+
+
+def _rows(s: pl.Series, mask: pl.Series, fn) -> pl.Series:
+    """``fn`` applied to the rows of ``s`` where ``mask`` holds, the others left as they are."""
+    mask = mask.fill_null(False)
+    if not mask.any():
+        return s
+    idx = mask.arg_true()
+    return s.scatter(idx, fn(s.gather(idx)))
+
+
 def normalize_series(s: pl.Series, norm: Normalize) -> pl.Series:
-    """``norm`` applied to a string Series, with the Unicode normal form computed only on rows
-    that are not pure ASCII (ASCII text is invariant under NFC/NFD/NFKC/NFKD, and the normal
-    form is the slow part of the defaults). Same result as :func:`normalized`."""
+    """``norm`` applied to a string Series, with the same result as :func:`normalized`, but the
+    slow parts only where they can change something: the Unicode normal form only on rows with a
+    character outside ASCII (for NFC/NFKC: outside ASCII and a set of characters both forms keep,
+    such as Latin-1 letters and curly quotes), the whitespace regex only on rows that still
+    have a run of spaces or a whitespace character other than space after newlines became spaces."""
     s = s.cast(pl.String)
     if norm.unicode:
-        ascii_ = (s.str.len_bytes() == s.str.len_chars()).fill_null(True)
-        if not ascii_.all():
-            idx = (~ascii_).arg_true()
-            s = s.scatter(idx, s.gather(idx).str.normalize(norm.unicode))
-        norm = norm.model_copy(update={"unicode": None})
-    return s.to_frame("t").select(normalized(pl.col("t"), norm)).to_series()
+        if norm.unicode in ("NFC", "NFKC"):
+            needs = s.str.contains(_NEEDS_NFC)
+        else:
+            needs = s.str.len_bytes() != s.str.len_chars()
+        s = _rows(s, needs, lambda x: x.str.normalize(norm.unicode))
+    rest = norm.model_copy(update={"unicode": None, "collapse_whitespace": False})
+    s = s.to_frame("t").select(normalized(pl.col("t"), rest)).to_series()
+    if norm.collapse_whitespace:
+        s = s.str.replace_all("\n", " ", literal=True)
+        s = _rows(s, s.str.contains(_WS_RUN), lambda x: x.str.replace_all(_WS_RUN, " "))
+        s = s.str.strip_chars()
+    return s
 
 
 def normalizer(norm: Normalize):

@@ -131,13 +131,28 @@ class Shingles:
         return Shingles(self.hashes[starts + np.arange(offs[-1])], offs)
 
 
+_BLOCK = 1 << 15                    # elements per cache-sized block of element-wise passes
+
+
 def _mix(x: np.ndarray) -> np.ndarray:
-    """splitmix64 finaliser, in place on a uint64 array."""
-    x ^= x >> np.uint64(30)
+    """splitmix64 finaliser, in place on a uint64 array (large arrays in cache-sized blocks, so
+    the eight passes run from cache, not memory)."""
+    if x.ndim != 1 or x.size <= 2 * _BLOCK:
+        return _mix_block(x)
+    for s in range(0, x.size, _BLOCK):
+        _mix_block(x[s:s + _BLOCK])
+    return x
+
+
+def _mix_block(x: np.ndarray) -> np.ndarray:
+    t = x >> np.uint64(30)
+    x ^= t
     x *= _MIX2
-    x ^= x >> np.uint64(27)
+    np.right_shift(x, np.uint64(27), out=t)
+    x ^= t
     x *= _MIX3
-    x ^= x >> np.uint64(31)
+    np.right_shift(x, np.uint64(31), out=t)
+    x ^= t
     return x
 
 
@@ -158,9 +173,12 @@ def _combine(tok: np.ndarray, counts: np.ndarray, n: int) -> Shingles:
         return Shingles(np.zeros(0, np.uint64), offs)
     span = max(m - n + 1, 0)
     sh = tok[:span].copy()
-    for j in range(1, n):
-        sh *= _MIX1
-        sh += tok[j:j + span]
+    for s in range(0, span, _BLOCK):       # rolled block by block, in cache
+        blk = sh[s:s + _BLOCK]
+        e = s + len(blk)
+        for j in range(1, n):
+            blk *= _MIX1
+            blk += tok[s + j:e + j]
     valid = np.ones(span, dtype=bool)
     # the last n-1 start positions of every document cross into the next one
     cut = (ends[:, None] - np.arange(1, n)[None, :]).ravel()
@@ -225,7 +243,7 @@ OPH_MARGIN = 0.3                    # candidates with an OPH estimate below thre
 _ROT = np.uint32(0x9E3779B1)        # rotation offset per bin of distance (odd, large)
 
 
-def oph_signatures(sh: Shingles, num_bins: int, chunk: int = 1 << 13) -> np.ndarray:
+def oph_signatures(sh: Shingles, num_bins: int, chunk: int = 1 << 11) -> np.ndarray:
     """One-permutation MinHash with rotation densification (Shrivastava & Li 2014), uint32
     ``docs × num_bins``: one hash per shingle instead of ``num_bins``.
 
@@ -273,21 +291,30 @@ def oph_signatures(sh: Shingles, num_bins: int, chunk: int = 1 << 13) -> np.ndar
 
 def band_keys(sig: np.ndarray, bands: int, rows: int) -> np.ndarray:
     """uint64 key per (document, band): band ``b`` is bins ``b, b + bands, b + 2·bands, ...``
-    (strided, so a run of empty bins that borrowed from one neighbour rarely fills a whole band),
-    folded with a multiply-add chain and a splitmix finaliser; the band index is salted in."""
+    (strided, so a run of empty bins that borrowed from one neighbour rarely fills a whole band).
+    The band's values are packed two per uint64, combined with random odd multipliers, salted
+    with the band index and finished with one splitmix (a key collision only adds a candidate)."""
     n = sig.shape[0]
-    view = sig[:, :bands * rows].reshape(n, rows, bands)
-    key = np.broadcast_to((np.arange(1, bands + 1, dtype=np.uint64) * _MIX1), (n, bands)).copy()
-    for c in range(0, rows - 1, 2):
-        pair = (view[:, c].astype(np.uint64) << np.uint64(32)) | view[:, c + 1]
-        key *= _MIX2
-        key += pair
-        key = _mix(key)
-    if rows % 2:
-        key *= _MIX2
-        key += view[:, rows - 1]
-        key = _mix(key)
-    return key
+    mult = np.random.default_rng(0x5EED).integers(1, 1 << 62, rows, dtype=np.int64).astype(np.uint64)
+    mult |= np.uint64(1)
+    salt = np.arange(1, bands + 1, dtype=np.uint64) * _MIX1
+    out = np.empty((n, bands), dtype=np.uint64)
+    step = max(1, _BLOCK // bands)          # documents per cache-sized block
+    tmp = np.empty((step, bands), dtype=np.uint64)
+    for d0 in range(0, n, step):
+        view = sig[d0:d0 + step, :bands * rows].reshape(-1, rows, bands)
+        m = view.shape[0]
+        key, t = out[d0:d0 + m], tmp[:m]
+        key[:] = salt
+        for c in range(0, rows, 2):
+            np.copyto(t, view[:, c], casting="unsafe")
+            if c + 1 < rows:
+                t <<= np.uint64(32)
+                t |= view[:, c + 1]
+            t *= mult[c]
+            key += t
+        _mix_block(key)
+    return out
 
 
 def bucket_pairs(keys: np.ndarray, max_pairs: int = 64) -> tuple[np.ndarray, np.ndarray]:

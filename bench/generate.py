@@ -1,16 +1,31 @@
-"""Generation throughput on CPU: curate's transformers backend (length-sorted, token-budget
-batches) vs (a) a one-prompt-at-a-time ``model.generate`` loop and (b) fixed-size batches in
-arrival order (what ``pipeline(..., batch_size=k)`` or distilabel's transformers LLM do).
+"""Generation throughput on CPU where output lengths vary: curate's transformers backend
+(continuous batching) vs fixed batches through ``model.generate``.
 
-Same random-initialised Llama, same prompts (token lengths 10-500, varied), same number of new
-tokens (fixed: EOS ignored), greedy decoding. Prints tokens/s per method and, last, exactly:
-    speedup_vs_fixed_batches=<ratio>
+Same random-initialised Llama (fp32, SDPA), same prompts (token lengths log-uniform 10-500), greedy
+decoding. Each prompt has its own output length (log-uniform 4..--max-new): the EOS token is
+ignored and every row stops at its own budget, which is what rows that hit EOS at different steps
+look like. Fixed batches get the same per-row stop through a ``StoppingCriteria`` that returns one
+flag per row, so a batch ends when its longest row is done and finished rows decode padding
+meanwhile, exactly as with EOS.
+
+Peers (same timed region: token ids in, generated ids out):
+  * fixed batches sorted by prompt length, swept over --sizes (the best one is the ratio's peer);
+  * fixed batches of 16 in arrival order (``pipeline(batch_size=16)``, distilabel) = "naive";
+  * transformers' own continuous batching (``generate_batch`` / ``ContinuousBatchingManager``
+    with per-request max_new_tokens), an extra row.
+Every method's text is checked against curate's (greedy, fp32: identical expected).
+
+Prints rows/s and tokens/s per method and, last, exactly:
+    speedup_vs_best_fixed_batches=<ratio>
     speedup_vs_naive=<ratio>
-Usage: python bench/generate.py [--small] [--prompts N] [--new-tokens T] [--fixed-batch K]
+Usage: python bench/generate.py [--small] [--prompts N] [--max-new T] [--threads K]
+On a GPU the peer is vLLM (curate's ``vllm`` backend, imported only when asked for); this bench
+is the CPU one.
 """
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import random
 import sys
@@ -23,116 +38,157 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
-def prompt_lengths(n: int, seed: int, lo: int = 10, hi: int = 500) -> list[int]:
-    """Realistic, skewed lengths: many short prompts, a long tail (log-uniform in [lo, hi])."""
-    import math
+def log_uniform(rng: random.Random, lo: int, hi: int) -> int:
+    return int(round(math.exp(rng.uniform(math.log(lo), math.log(hi)))))
+
+
+def make_workload(n: int, vocab: int, special: int, max_new: int, seed: int):
+    """Prompts (token ids, skewed lengths: many short, a long tail) and per-prompt budgets."""
     rng = random.Random(seed)
-    return [int(round(math.exp(rng.uniform(math.log(lo), math.log(hi))))) for _ in range(n)]
+    prompts = [[rng.randrange(special, vocab) for _ in range(log_uniform(rng, 10, 500))] for _ in range(n)]
+    budgets = [log_uniform(rng, 4, max_new) for _ in range(n)]
+    return prompts, budgets
 
 
-def make_prompts(n: int, vocab: int, special: int, seed: int) -> list[list[int]]:
-    rng = random.Random(seed + 1)
-    return [[rng.randrange(special, vocab) for _ in range(L)] for L in prompt_lengths(n, seed)]
+def run_fixed(model, tok, prompts, budgets, k: int, sort: bool) -> list[list[int]]:
+    """Fixed batches of ``k`` through ``model.generate``; each row stops at its own budget."""
+    import torch
+    from transformers import StoppingCriteria, StoppingCriteriaList
+
+    class PerRowBudget(StoppingCriteria):
+        def __init__(self, width: int, budget: list[int]) -> None:
+            self.width, self.budget = width, torch.tensor(budget)
+
+        def __call__(self, input_ids, scores, **kw):
+            return (input_ids.shape[1] - self.width) >= self.budget
+
+    order = sorted(range(len(prompts)), key=lambda i: -len(prompts[i])) if sort else list(range(len(prompts)))
+    out: list[list[int]] = [[] for _ in prompts]
+    with torch.inference_mode():
+        for s in range(0, len(order), k):
+            idx = order[s:s + k]
+            enc = tok.pad({"input_ids": [prompts[i] for i in idx]}, padding=True, return_tensors="pt")
+            width = enc["input_ids"].shape[1]
+            b = [budgets[i] for i in idx]
+            gen = model.generate(**enc, max_new_tokens=max(b), do_sample=False, pad_token_id=tok.pad_token_id,
+                                 eos_token_id=None, stopping_criteria=StoppingCriteriaList([PerRowBudget(width, b)]))
+            for r, i in enumerate(idx):
+                out[i] = gen[r, width:width + budgets[i]].tolist()
+    return out
 
 
-def gen_config(tok, new_tokens: int):
+def run_hf_continuous(model, tok, prompts, budgets, max_rows: int) -> list[list[int]]:
+    """transformers' continuous batching manager, one request per prompt with its own budget."""
+    import torch
     from transformers import GenerationConfig
-    return GenerationConfig(max_new_tokens=new_tokens, min_new_tokens=new_tokens, do_sample=False,
-                            pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id)
-
-
-def run_naive(model, tok, prompts, new_tokens) -> int:
-    import torch
-    gc = gen_config(tok, new_tokens)
-    made = 0
+    from transformers.generation.configuration_utils import ContinuousBatchingConfig
+    page = 64
+    blocks = sum(-(-(len(p) + b) // page) for p, b in zip(prompts, budgets)) + 8
+    gc = GenerationConfig(max_new_tokens=max(budgets), do_sample=False, eos_token_id=-1, pad_token_id=tok.pad_token_id)
+    cfg = ContinuousBatchingConfig(page_size=page, num_blocks=blocks, max_batch_tokens=512,
+                                   max_requests_per_batch=max_rows)
+    out: list[list[int]] = [[] for _ in prompts]
     with torch.inference_mode():
-        for p in prompts:
-            x = torch.tensor([p])
-            out = model.generate(input_ids=x, attention_mask=torch.ones_like(x), generation_config=gc)
-            made += out.shape[1] - x.shape[1]
-    return made
-
-
-def run_fixed(model, tok, prompts, new_tokens, k) -> int:
-    import torch
-    gc = gen_config(tok, new_tokens)
-    made = 0
-    with torch.inference_mode():
-        for s in range(0, len(prompts), k):
-            enc = tok.pad({"input_ids": prompts[s:s + k]}, padding=True, return_tensors="pt")
-            out = model.generate(**enc, generation_config=gc)
-            made += (out.shape[1] - enc["input_ids"].shape[1]) * out.shape[0]
-    return made
-
-
-def run_curate(llm, prompts, new_tokens) -> int:
-    from curate.llm.base import SamplingParams
-    res = llm.generate_tokens(prompts, SamplingParams(max_new_tokens=new_tokens, temperature=0.0, ignore_eos=True))
-    return sum(g[0].completion_tokens for g in res)
+        mgr = model.init_continuous_batching(generation_config=gc, continuous_batching_config=cfg)
+        mgr.start()
+        try:
+            for i, (p, b) in enumerate(zip(prompts, budgets)):
+                mgr.add_request(p, request_id=f"r{i}", max_new_tokens=b)
+            done = 0
+            while done < len(prompts):
+                res = mgr.get_result(timeout=1)
+                if res is not None and res.is_finished():
+                    out[int(res.request_id[1:])] = list(res.generated_tokens)
+                    done += 1
+                elif res is None and not mgr.is_running():
+                    raise RuntimeError("transformers' continuous batching thread stopped")
+        finally:
+            mgr.stop(block=True)
+    return out
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--small", action="store_true", help="fewer prompts (under 5 minutes on 2 cores)")
+    ap.add_argument("--small", action="store_true", help="fewer prompts (under 5 minutes on 2 busy cores)")
     ap.add_argument("--prompts", type=int, default=None)
-    ap.add_argument("--new-tokens", type=int, default=64)
-    ap.add_argument("--fixed-batch", type=int, default=16, help="batch size of the fixed-batch baseline")
-    ap.add_argument("--batch-tokens", type=int, default=32768, help="curate's padded-token budget per batch")
-    ap.add_argument("--hidden", type=int, default=64)
-    ap.add_argument("--layers", type=int, default=2)
+    ap.add_argument("--max-new", type=int, default=None, help="largest per-prompt output budget")
+    ap.add_argument("--sizes", default=None, help="fixed batch sizes to sweep (comma separated)")
+    ap.add_argument("--hidden", type=int, default=256)
+    ap.add_argument("--layers", type=int, default=4)
+    ap.add_argument("--threads", type=int, default=1,
+                    help="torch threads (1: the 2-core box is shared; the ratio is per core)")
+    ap.add_argument("--max-rows", type=int, default=64, help="curate's (and transformers CB's) live rows")
+    ap.add_argument("--no-hf-cb", action="store_true", help="skip transformers' continuous batching row")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--repeats", type=int, default=2, help="timed runs of curate and the fixed-batch baseline, interleaved; the best counts "
-                         "(the naive loop, 10x longer, runs once)")
     a = ap.parse_args()
-    n = a.prompts or (64 if a.small else 256)
+    n = a.prompts or (48 if a.small else 256)
+    max_new = a.max_new or (128 if a.small else 256)
+    sizes = [int(x) for x in (a.sizes or ("4,8,16,32" if a.small else "4,8,16,32,64,128")).split(",")]
 
     import torch
+    import transformers
     from transformers import AutoModelForCausalLM, AutoTokenizer
-    from curate.llm.base import BackendSpec
+
+    from curate.llm.base import BackendSpec, SamplingParams
     from curate.llm.transformers_backend import TransformersLLM
     from curate.testing import tiny_llama
 
+    torch.set_num_threads(a.threads)
     tmp = tempfile.mkdtemp(prefix="curate-bench-")
-    path = tiny_llama(Path(tmp) / "model", hidden_size=a.hidden, layers=a.layers, heads=4, max_positions=1024)
+    path = tiny_llama(Path(tmp) / "model", hidden_size=a.hidden, layers=a.layers, heads=4, max_positions=2048)
     tok = AutoTokenizer.from_pretrained(path)
     tok.padding_side = "left"
     model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32, attn_implementation="sdpa").eval()
-    llm = TransformersLLM(BackendSpec(model=str(path), chat=False, batch_tokens=a.batch_tokens,
-                                      max_batch_size=256, device="cpu"), model=model, tokenizer=tok)
-    prompts = make_prompts(n, len(tok), 8, a.seed)
+    llm = TransformersLLM(BackendSpec(model=str(path), chat=False, batch_tokens=65536, max_batch_size=a.max_rows,
+                                      device="cpu"), model=model, tokenizer=tok)
+    prompts, budgets = make_workload(n, len(tok), 8, max_new, a.seed)
     lens = [len(p) for p in prompts]
-    print(f"model: random Llama hidden={a.hidden} layers={a.layers} vocab={len(tok)}; torch threads "
-          f"{torch.get_num_threads()}; {n} prompts, lengths {min(lens)}-{max(lens)} (mean {sum(lens) / n:.0f}), "
-          f"{a.new_tokens} new tokens each (EOS ignored), greedy")
-    run_curate(llm, prompts[:4], 4)                       # warm-up (allocator, kernels)
+    total_new = sum(budgets)
+    print(f"model: random Llama hidden={a.hidden} layers={a.layers} vocab={len(tok)} fp32 sdpa; transformers "
+          f"{transformers.__version__}, torch {torch.__version__}, {torch.get_num_threads()} thread(s)")
+    print(f"{n} prompts, lengths {min(lens)}-{max(lens)} (mean {sum(lens) / n:.0f}); output budgets "
+          f"{min(budgets)}-{max(budgets)} (mean {total_new / n:.0f}, EOS ignored), greedy")
+    assert llm.uses_continuous()
 
-    methods = {"curate (sorted, token budget)": lambda: run_curate(llm, prompts, a.new_tokens),
-               f"fixed batches of {a.fixed_batch}, arrival order":
-                   lambda: run_fixed(model, tok, prompts, a.new_tokens, a.fixed_batch),
-               "naive one-at-a-time loop": lambda: run_naive(model, tok, prompts, a.new_tokens)}
-    best: dict[str, float] = {}
-    for rep in range(a.repeats):              # interleaved repeats: a busy machine hits all alike
-        for name, fn in methods.items():
-            if rep and name.startswith("naive"):
-                continue
-            llm.batch_log.clear()
-            t0 = time.perf_counter()
-            made = fn()
-            dt = time.perf_counter() - t0
-            assert made == n * a.new_tokens, (name, made)
-            best[name] = min(best.get(name, float("inf")), dt)
-            print(f"[run {rep + 1}] {name:40s} {made:6d} tokens in {dt:7.2f} s = {made / dt:8.1f} tokens/s",
-                  flush=True)
-    results = {name: n * a.new_tokens / dt for name, dt in best.items()}
-    for name, tps in results.items():
-        print(f"best: {name:40s} {tps:8.1f} tokens/s")
-    print(f"curate batches for the full set: {[len(b) for b in llm.plan(lens, a.new_tokens)]} "
-          f"(budget {a.batch_tokens} padded tokens)")
-    cur = results["curate (sorted, token budget)"]
-    fixed = results[f"fixed batches of {a.fixed_batch}, arrival order"]
-    naive = results["naive one-at-a-time loop"]
-    print(f"speedup_vs_fixed_batches={cur / fixed:.2f}")
-    print(f"speedup_vs_naive={cur / naive:.2f}")
+    def curate_run() -> list[str]:
+        res = llm.generate_tokens(prompts, SamplingParams(temperature=0.0, ignore_eos=True), max_new_tokens=budgets)
+        assert [g[0].completion_tokens for g in res] == budgets
+        return [g[0].text for g in res]
+
+    def texts(ids: list[list[int]]) -> list[str]:
+        assert [len(x) for x in ids] == budgets
+        return [tok.decode(x, skip_special_tokens=True) for x in ids]
+
+    curate_run_small = llm.generate_tokens(prompts[:4], SamplingParams(temperature=0.0, ignore_eos=True),
+                                           max_new_tokens=[4] * 4)    # warm-up (allocator, kernels)
+    del curate_run_small
+    methods = {"curate (continuous batching)": curate_run}
+    for k in sizes:
+        methods[f"fixed {k}, sorted by length"] = (lambda k=k: texts(run_fixed(model, tok, prompts, budgets, k, True)))
+    methods["fixed 16, arrival order (naive)"] = lambda: texts(run_fixed(model, tok, prompts, budgets, 16, False))
+    if not a.no_hf_cb:
+        methods[f"transformers generate_batch CB ({a.max_rows} rows)"] = (
+            lambda: texts(run_hf_continuous(model, tok, prompts, budgets, a.max_rows)))
+
+    secs: dict[str, float] = {}
+    ref: list[str] | None = None
+    for name, fn in methods.items():
+        t0 = time.perf_counter()
+        out = fn()
+        secs[name] = time.perf_counter() - t0
+        ref = out if ref is None else ref
+        same = sum(x == y for x, y in zip(out, ref))
+        print(f"{name:42s} {secs[name]:7.2f} s  {n / secs[name]:7.2f} rows/s  {total_new / secs[name]:8.1f} "
+              f"tokens/s  identical text {same}/{n}", flush=True)
+    fixed = {k: secs[f"fixed {k}, sorted by length"] for k in sizes}
+    best_k = min(fixed, key=fixed.get)
+    cur = secs["curate (continuous batching)"]
+    print(f"best fixed batch size (sorted): {best_k}; curate max rows {a.max_rows}")
+    if not a.no_hf_cb:
+        hf = secs[f"transformers generate_batch CB ({a.max_rows} rows)"]
+        print(f"speedup_vs_transformers_cb={hf / cur:.2f}")
+    print(f"speedup_vs_best_fixed_batches={fixed[best_k] / cur:.2f}")
+    print(f"speedup_vs_naive={secs['fixed 16, arrival order (naive)'] / cur:.2f}")
 
 
 if __name__ == "__main__":

@@ -1,6 +1,9 @@
-"""Batched generation with 🤗 transformers: chat templates, prompts sorted by length and packed
-into batches by a token budget, left padding, inference mode, bf16 + SDPA on CUDA, and batch
-halving when CUDA runs out of memory."""
+"""Batched generation with 🤗 transformers: chat templates, continuous batching (finished rows
+leave the batch and waiting prompts take their place, :mod:`curate.llm.continuous`), inference
+mode, bf16 + SDPA on CUDA, and fewer rows when CUDA runs out of memory.
+
+``packing: min_cost`` / ``greedy`` (and models whose cache is not plain full attention) use fixed
+batches instead: prompts sorted by length, cut by a padded-token budget, left padded."""
 from __future__ import annotations
 
 from typing import Any, Callable, Sequence
@@ -14,6 +17,7 @@ from curate.llm.base import (
     apply_stop,
 )
 from curate.llm.batching import pack_by_tokens, pack_min_cost, restore_order
+from curate.llm.continuous import DecodeOptions, Request, generate_continuous, supports_continuous
 from curate.registry import register_llm_backend
 from curate.extras import require
 
@@ -56,6 +60,9 @@ class TransformersLLM(LLM):
         self.batch_log: list[int] = []
         #: called with each batch's size before it runs (tests inject OOMs here)
         self.before_batch: Callable[[int], None] | None = None
+        #: continuous batching: live rows at most (halved for good after an out-of-memory error)
+        self.max_rows = spec.max_batch_size
+        self._continuous: bool | None = None
 
     # ------------------------------------------------------------------ prompts
     def render(self, prompt: Prompt) -> str:
@@ -83,16 +90,77 @@ class TransformersLLM(LLM):
             return []
         return self.generate_tokens(self.encode(prompts), params)
 
-    def generate_tokens(self, ids: Sequence[Sequence[int]], params: SamplingParams) -> list[list[Generation]]:
-        """Generate from already tokenized prompts (benchmarks, callers with their own templates)."""
+    def generate_tokens(self, ids: Sequence[Sequence[int]], params: SamplingParams,
+                        max_new_tokens: Sequence[int] | None = None) -> list[list[Generation]]:
+        """Generate from already tokenized prompts (benchmarks, callers with their own templates).
+
+        ``max_new_tokens`` optionally gives each prompt its own budget (default:
+        ``params.max_new_tokens`` for all)."""
         ids = [list(x) for x in ids]
-        batches = self.plan([len(x) for x in ids], params.max_new_tokens * params.n)
+        budgets = [params.max_new_tokens] * len(ids) if max_new_tokens is None else [int(m) for m in max_new_tokens]
+        if len(budgets) != len(ids):
+            raise ValueError(f"{len(budgets)} max_new_tokens for {len(ids)} prompts")
+        if self.uses_continuous():
+            return self._generate_continuous(ids, params, budgets)
+        batches = self.plan([len(x) for x in ids], max(budgets, default=0) * params.n)
         results = []
         for b, idx in enumerate(batches):
             # one seed per batch: the batches are a deterministic function of the prompts, so a
             # fixed seed and prompt list give the same output (also after a resume)
-            results.append(self._run_with_backoff([ids[i] for i in idx], params, params.seed * 1_000_003 + b))
+            p = params.with_(max_new_tokens=max(budgets[i] for i in idx))
+            results.append(self._run_with_backoff([ids[i] for i in idx], p, params.seed * 1_000_003 + b,
+                                                  [budgets[i] for i in idx]))
         return restore_order(batches, results, len(ids))
+
+    def uses_continuous(self) -> bool:
+        """Whether generation runs with continuous batching (``packing: continuous`` and a model
+        whose KV cache is plain full attention)."""
+        if self._continuous is None:
+            self._continuous = self.spec.packing == "continuous" and supports_continuous(self.model)
+        return self._continuous
+
+    def _generate_continuous(self, ids: list[list[int]], params: SamplingParams,
+                             budgets: list[int]) -> list[list[Generation]]:
+        """Continuous batching; on out-of-memory, half the rows (kept for later calls) and redo."""
+        require("torch", extra="ml")
+        import torch
+        tok = self.tokenizer
+        eos = self.model.generation_config.eos_token_id
+        eos = tok.eos_token_id if eos is None else eos
+        eos_ids = frozenset() if params.ignore_eos or eos is None else frozenset(eos if isinstance(eos, list) else [eos])
+        filler = tok.bos_token_id if tok.bos_token_id is not None else tok.pad_token_id
+        reqs = [Request(p or [filler], m, seed=(params.seed * 1_000_003 + i) * 1_009 + j)
+                for i, (p, m) in enumerate(zip(ids, budgets)) for j in range(params.n)]
+
+        def step(rows: int) -> None:
+            if self.before_batch is not None:
+                self.before_batch(rows)
+            self.batch_log.append(rows)
+
+        while True:
+            opts = DecodeOptions(eos_ids=eos_ids, temperature=params.temperature, top_p=params.top_p,
+                                 pad_id=tok.pad_token_id, max_rows=self.max_rows,
+                                 batch_tokens=self.spec.batch_tokens, prefill_tokens=self.spec.batch_tokens)
+            try:
+                with torch.inference_mode():
+                    generate_continuous(self.model, reqs, opts, on_step=step)
+                break
+            except Exception as e:  # noqa: BLE001 - re-raised unless it is an OOM
+                if not is_oom(e) or self.max_rows == 1:
+                    raise
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+            self.max_rows = max(1, self.max_rows // 2)
+        gens: list[list[Generation]] = []
+        for i, prompt_ids in enumerate(ids):
+            row = []
+            for r in reqs[i * params.n:(i + 1) * params.n]:
+                toks = r.tokens[:-1] if r.stopped else r.tokens
+                text = tok.decode(toks, skip_special_tokens=True)
+                text, cut = apply_stop(text, params.stop)
+                row.append(Generation(text, len(prompt_ids), len(toks), "stop" if (r.stopped or cut) else "length"))
+            gens.append(row)
+        return gens
 
     def plan(self, lengths: Sequence[int], new_tokens: int) -> list[list[int]]:
         """Batches (lists of prompt indices) for prompts of these token lengths."""
@@ -103,22 +171,26 @@ class TransformersLLM(LLM):
             overhead = STEP_OVERHEAD_TOKENS.get(self.device.split(":")[0], STEP_OVERHEAD_TOKENS["cuda"])
         return pack_min_cost(lengths, new_tokens, self.spec.batch_tokens, self.spec.max_batch_size, overhead)
 
-    def _run_with_backoff(self, ids: list[list[int]], params: SamplingParams, seed: int) -> list[list[Generation]]:
+    def _run_with_backoff(self, ids: list[list[int]], params: SamplingParams, seed: int,
+                          budgets: list[int]) -> list[list[Generation]]:
         """Run a batch; on OOM free the cache and run it as two halves (recursively)."""
         require("torch", extra="ml")
         import torch
         try:
-            return self._run_batch(ids, params, seed)
+            return self._run_batch(ids, params, seed, budgets)
         except Exception as e:  # noqa: BLE001 - re-raised unless it is an OOM
             if not is_oom(e) or len(ids) == 1:
                 raise
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
         mid = len(ids) // 2
-        return (self._run_with_backoff(ids[:mid], params, seed)
-                + self._run_with_backoff(ids[mid:], params, seed + 7919))
+        return (self._run_with_backoff(ids[:mid], params, seed, budgets[:mid])
+                + self._run_with_backoff(ids[mid:], params, seed + 7919, budgets[mid:]))
 
-    def _run_batch(self, ids: list[list[int]], params: SamplingParams, seed: int) -> list[list[Generation]]:
+    def _run_batch(self, ids: list[list[int]], params: SamplingParams, seed: int,
+                   budgets: list[int]) -> list[list[Generation]]:
+        """One fixed, left-padded batch through ``model.generate``; row ``i`` keeps at most
+        ``budgets[i]`` new tokens."""
         require("torch", extra="ml")
         import torch
         require("transformers", extra="ml")
@@ -147,7 +219,7 @@ class TransformersLLM(LLM):
         for i, prompt_ids in enumerate(ids):
             row = []
             for j in range(params.n):
-                toks = new[i * params.n + j]
+                toks = new[i * params.n + j][:budgets[i]]
                 n_tok, stopped = len(toks), False
                 for k, t in enumerate(toks):
                     if t in eos_set and not params.ignore_eos:

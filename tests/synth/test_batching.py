@@ -1,4 +1,5 @@
-"""Token-budget packing and the transformers backend's batching, ordering and OOM backoff."""
+"""Token-budget packing, the transformers backend's continuous batching (identical greedy text to
+unbatched generation, rows leaving and joining), fixed batches, ordering and OOM backoff."""
 from __future__ import annotations
 
 import random
@@ -69,10 +70,11 @@ PROMPTS = ["hi", "Classify the sentiment of the sentence as positive or negative
            "What is the capital of France?", "Write a short poem about the sea. " * 6, "ok"]
 
 
-def test_backend_respects_budget_and_restores_order(llm):
+def test_fixed_batches_respect_budget_and_restore_order(llm):
     from curate.llm.transformers_backend import TransformersLLM
-    llm = TransformersLLM(BackendSpec(model=llm.spec.model, batch_tokens=120, max_batch_size=8),
+    llm = TransformersLLM(BackendSpec(model=llm.spec.model, batch_tokens=120, max_batch_size=8, packing="min_cost"),
                           model=llm.model, tokenizer=llm.tokenizer)
+    assert not llm.uses_continuous()
     params = SamplingParams(max_new_tokens=8, temperature=0.0)
     out = llm.generate(PROMPTS, params)
     assert len(out) == len(PROMPTS) and all(len(g) == 1 for g in out)
@@ -103,6 +105,10 @@ def test_ignore_eos_gives_exact_token_counts(llm):
 @pytest.mark.slow
 def test_oom_halves_the_batch(llm):
     import torch
+
+    from curate.llm.transformers_backend import TransformersLLM
+    llm = TransformersLLM(BackendSpec(model=llm.spec.model, batch_tokens=400, max_batch_size=8, packing="min_cost"),
+                          model=llm.model, tokenizer=llm.tokenizer)
     seen = []
 
     def oom_above_two(n):
@@ -138,3 +144,114 @@ def test_non_oom_errors_propagate(llm):
 def test_score_prefers_likely_completion(llm):
     s = llm.score(["hello", "hello"], ["a", "a a a a a a a a"])
     assert len(s) == 2 and s[1] < s[0] < 0
+
+
+# ---------------------------------------------------------------- continuous batching
+
+def _unbatched_greedy(model, ids, budget, eos=None):
+    """Reference: one prompt at a time through ``model.generate`` (no padding anywhere)."""
+    import torch
+    x = torch.tensor([ids])
+    kw = dict(max_new_tokens=budget, do_sample=False, pad_token_id=0, eos_token_id=eos)
+    if eos is None:
+        kw["min_new_tokens"] = budget
+    with torch.inference_mode():
+        out = model.generate(input_ids=x, attention_mask=torch.ones_like(x), **kw)[0, x.shape[1]:].tolist()
+    if eos is not None and eos in out:
+        out = out[:out.index(eos)]
+    return out
+
+
+def _cb_llm(llm, **kw):
+    from curate.llm.transformers_backend import TransformersLLM
+    return TransformersLLM(BackendSpec(model=llm.spec.model, chat=False, **kw), model=llm.model, tokenizer=llm.tokenizer)
+
+
+def test_continuous_greedy_equals_unbatched_with_per_prompt_budgets(llm):
+    rng = random.Random(3)
+    cb = _cb_llm(llm, max_batch_size=4)
+    assert cb.uses_continuous()
+    ids = [[rng.randrange(8, 300) for _ in range(rng.randint(1, 60))] for _ in range(11)]
+    budgets = [rng.choice([1, 2, 5, 9, 17, 30]) for _ in ids]
+    out = cb.generate_tokens(ids, SamplingParams(temperature=0.0, ignore_eos=True), max_new_tokens=budgets)
+    for p, m, g in zip(ids, budgets, out):
+        want = _unbatched_greedy(llm.model, p, m)
+        assert g[0].completion_tokens == m == len(want)
+        assert g[0].text == llm.tokenizer.decode(want, skip_special_tokens=True)
+    # rows left and new ones joined: never more than 4 live rows, and far fewer row-steps than
+    # fixed batches of 4 that decode until their longest row is done
+    decode = [n for n in cb.batch_log]
+    assert max(decode) <= 4
+    fixed_row_steps = sum(len(b) * max(budgets[i] for i in b) for b in fixed_batches(len(ids), 4))
+    assert sum(decode) < fixed_row_steps
+
+
+def test_continuous_rows_stop_at_eos_like_unbatched_generate(llm):
+    """Make a token the greedy outputs do produce the EOS, so rows finish at different steps."""
+    from collections import Counter
+    cb = _cb_llm(llm, max_batch_size=3)
+    ids = cb.encode(PROMPTS + ["Tell me a story", "abc def ghi", "x"])
+    toks = [_unbatched_greedy(llm.model, p, 24) for p in ids]
+    eos = Counter(t for row in toks for t in set(row[1:12])).most_common(1)[0][0]
+    # greedy is deterministic, so unbatched generation that stops at EOS is the free run cut there
+    want = [row[:row.index(eos)] if eos in row else row for row in toks]
+    gc = llm.model.generation_config
+    old = gc.eos_token_id
+    gc.eos_token_id = eos
+    try:
+        out = cb.generate_tokens(ids, SamplingParams(max_new_tokens=24, temperature=0.0))
+    finally:
+        gc.eos_token_id = old
+    lengths = {g[0].completion_tokens for g in out}
+    assert len(lengths) > 2                           # rows did end at different steps
+    for g, w in zip(out, want):
+        assert g[0].completion_tokens == len(w)
+        assert g[0].text == cb.tokenizer.decode(w, skip_special_tokens=True)
+        assert g[0].finish_reason == ("stop" if len(w) < 24 else "length")
+
+
+def test_continuous_sampling_does_not_depend_on_batch_company(llm):
+    p = SamplingParams(max_new_tokens=6, temperature=1.0, top_p=0.9, n=2, seed=5)
+    wide, narrow = _cb_llm(llm, max_batch_size=8), _cb_llm(llm, max_batch_size=1)
+    a, b = wide.generate(PROMPTS, p), narrow.generate(PROMPTS, p)
+    assert [[g.text for g in r] for r in a] == [[g.text for g in r] for r in b]
+    assert a[0][0].text != a[0][1].text or a[1][0].text != a[1][1].text   # the n samples differ
+    c = wide.generate(PROMPTS, p.with_(seed=6))
+    assert [[g.text for g in r] for r in a] != [[g.text for g in r] for r in c]
+
+
+def test_continuous_oom_halves_the_rows(llm):
+    import torch
+    cb = _cb_llm(llm, max_batch_size=8)
+    params = SamplingParams(max_new_tokens=6, temperature=0.0)
+    want = [g[0].text for g in cb.generate(PROMPTS, params)]
+
+    def oom_above_two(n):
+        if n > 2:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+    cb.before_batch = oom_above_two
+    cb.batch_log.clear()
+    got = cb.generate(PROMPTS, params)
+    assert cb.max_rows == 2 and [g[0].text for g in got] == want
+    cb.before_batch = None
+
+
+def test_continuous_window_moves_back_and_slots_compact(llm, monkeypatch):
+    """Many short requests through 2 slots: the write column reaches the buffer's end (the window
+    is moved back), idle slots are compacted at the tail, and greedy text stays unbatched text."""
+    from curate.llm import continuous
+    calls = {"recentre": 0, "compact": 0}
+    for name in calls:
+        orig = getattr(continuous._Slots, name)
+
+        def counted(self, _orig=orig, _name=name):
+            calls[_name] += 1
+            return _orig(self)
+        monkeypatch.setattr(continuous._Slots, name, counted)
+    rng = random.Random(11)
+    ids = [[rng.randrange(8, 300) for _ in range(rng.randint(2, 8))] for _ in range(32)]
+    reqs = [continuous.Request(p, rng.randint(1, 16)) for p in ids]
+    continuous.generate_continuous(llm.model, reqs, continuous.DecodeOptions(max_rows=2, pad_id=0))
+    assert calls["recentre"] >= 1 and calls["compact"] >= 1
+    for r in reqs:
+        assert r.tokens == _unbatched_greedy(llm.model, r.prompt, r.max_new_tokens)

@@ -2,22 +2,29 @@
 
 1. **Shingles** — polars tokenises and hashes every word (or character) in Rust; numpy combines
    ``n`` consecutive token hashes into one uint64 shingle hash per position (a flat array plus
-   per-document offsets; no Python per row). Documents shorter than ``n`` get one shingle.
-2. **Signatures** — ``bands × rows`` min-hashes per document, stored as uint32. With the optional
-   compiled library `rensa` (``backend: rensa``/``auto``) the signature matrix is built in Rust
-   from the flat shingle buffer, and rensa's LSH flags the rows that share any band with another
-   row; only those flagged rows' signatures are copied out (most rows of a real corpus are
-   unique, so this is the cheap path). The numpy backend computes multiply-shift hashes
-   ``(a·x + b) >> 32`` in blocks on a thread pool (numpy releases the GIL, so all cores work).
-3. **LSH** — band by band: each band's rows are folded into one uint64 key, keys are sorted
-   (``np.argsort``) and equal neighbours become candidate pairs; no Python dicts.
-4. **Verification** (optional) — candidate pairs are kept if their true Jaccard (polars joins
-   over shingle hashes) or signature-estimated Jaccard reaches ``threshold``.
-5. **Clusters** — connected components of the verified pairs (scipy union-find), so clusters
-   are transitive; the keep policy then picks one row per cluster.
+   per-document offsets; no Python per row, passes run block by block in cache). Documents
+   shorter than ``n`` get one shingle.
+2. **Signatures** — default ``backend: oph`` (``auto``): one-permutation hashing, one hash per
+   shingle instead of ``bands × rows``: the shingle hash picks a bin and each bin keeps its minimum
+   (``np.minimum.at``); empty bins are densified by rotation (borrow the next non-empty bin's value
+   plus a per-distance offset, Shrivastava & Li 2014), so bin collisions keep probability =
+   Jaccard. Bands take strided bins (``b, b + bands, ...``) so one borrowed value rarely fills a
+   band, and the layout (when unset) is the recall-first one of :func:`recall_bands`, because
+   verification removes the extra candidates. Classic MinHash stays available: rensa
+   (``backend: rensa``, compiled, its LSH pre-flags rows sharing a band) or numpy multiply-shift
+   hashes (``backend: numpy``).
+3. **LSH** — band keys (packed values, odd multipliers, one splitmix) carry the document index in
+   their low bits, one ``np.sort`` groups the buckets and equal neighbours become candidate
+   pairs; no Python dicts.
+4. **Verification** (optional) — OPH candidates whose signature estimate is far below the
+   threshold are dropped first; the rest are kept if their true Jaccard (set sizes and
+   intersections counted with hash-tagged ``is_first_distinct``, no joins) or signature-estimated
+   Jaccard reaches ``threshold``.
+5. **Clusters** — connected components of the verified pairs (vectorised union-find), so
+   clusters are transitive; the keep policy then picks one row per cluster.
 
-Memory: shingle hashes (8 bytes each) and uint32 signatures only for candidate rows; 1M short
-documents stay well under 4 GiB.
+Memory: shingle hashes (8 bytes each) and uint32 signatures (``bands × rows`` per document for
+OPH, candidate rows only for rensa); 1M short documents stay well under 4 GiB.
 """
 from __future__ import annotations
 

@@ -206,12 +206,15 @@ class Clean(Step):
                 dets.update(f.details())
                 anns.update(f.annotations())
             r, d = cascade(checks, dets)
-            # lazy, so the checks shared by reason and detail are computed once (CSE)
-            res = sub.lazy().select(r.alias("_reason"), d.alias("_detail"), **anns).collect()
+            # reason on every row (lazy, so checks shared by several filters run once); details
+            # (formatted numbers) only on the rows this stage rejects
+            res = sub.lazy().select(r.alias("_reason"), **anns).collect()
             for f in stage:
                 stats.update(merge_numeric([stats, f.filter_stats(sub)]))
+            hit = res.get_column("_reason").is_not_null().arg_true()
             reason = reason.scatter(idx, res["_reason"])
-            detail = detail.scatter(idx, res["_detail"])
+            if hit.len():
+                detail = detail.scatter(idx.gather(hit), sub[hit].lazy().select(d).collect().to_series())
             for name in anns:
                 base = notes.get(name, pl.Series(name, [None] * n, dtype=res.schema[name]))
                 notes[name] = base.scatter(idx, res[name])

@@ -197,14 +197,20 @@ def repetition_fractions(texts: pl.Series, cfg: RepetitionConfig) -> tuple[pl.Da
 
 
 def repetition(texts: pl.Series, cfg: RepetitionConfig) -> pl.DataFrame:
-    """One row per text: ``rule`` (first Gopher rule broken, or null) and a ``detail`` string."""
+    """One row per text: ``rule`` (first Gopher rule broken, or null) and a ``detail`` string
+    (formatted for the rows that break a rule only)."""
     frame, rules = repetition_fractions(texts, cfg)
     rule = pl.coalesce([pl.when(pl.col(name) > thr).then(pl.lit(name)) for name, thr in rules]
                        + [pl.lit(None, dtype=pl.String)])
     value = pl.coalesce([pl.when(pl.col(name) > thr).then(
         pl.format("{} {} > {}", pl.lit(name), pl.col(name).round(3), pl.lit(thr)))
         for name, thr in rules] + [pl.lit(None, dtype=pl.String)])
-    return frame.select(rule.alias("rule"), value.alias("detail"))
+    out = frame.select(rule.alias("rule"))
+    detail = pl.Series("detail", [None] * frame.height, dtype=pl.String)
+    idx = out.get_column("rule").is_not_null().arg_true()
+    if idx.len():
+        detail = detail.scatter(idx, frame[idx].select(value).to_series())
+    return out.with_columns(detail)
 
 
 def boilerplate_fraction(texts: pl.Series, patterns: list[str]) -> pl.Series:

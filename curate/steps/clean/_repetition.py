@@ -83,22 +83,31 @@ def _repeated(key: np.ndarray) -> np.ndarray:
     return pl.Series(key).is_in(pl.Series(dup).implode()).to_numpy()
 
 
-def _element_dups(texts: pl.Series, split: pl.Expr) -> pl.DataFrame:
+def _element_dups(texts: pl.Series, split: pl.Expr, sep: str, whole: pl.Expr) -> pl.DataFrame:
     """Per row: number of non-empty elements (``split`` of the text), duplicated elements (an
     element equal to an earlier one of the same row) and their characters.
 
-    Elements are exploded once and keyed by a 64-bit hash of (row, element); the per-row counts
-    are ``bincount`` over the row index, so no group-by, join or sort is needed."""
+    A row where the regex ``sep`` finds nothing is one element, ``whole`` (no duplicates); the
+    other rows are exploded once and keyed by a 64-bit hash of (row, element), and the per-row
+    counts are ``bincount`` over the row index, so no group-by, join or sort is needed."""
     n_rows = len(texts)
-    ex = (pl.DataFrame({"t": texts}).with_row_index("row").select("row", split.alias("e"))
-          .explode("e").filter(pl.col("e").str.len_chars() > 0)
-          .select("row", chars=pl.col("e").str.len_chars(),
-                  dup=~(pl.col("e").hash(_SEED) ^ (pl.col("row").cast(pl.UInt64) * _ROW)).is_first_distinct()))
-    rows = ex.get_column("row").to_numpy()
-    dup = ex.get_column("dup").to_numpy()
-    n = np.bincount(rows, minlength=n_rows).astype(np.int64)
-    return pl.DataFrame({"n": n, "dups": _per_row_sum(rows[dup], np.ones(int(dup.sum())), n_rows),
-                         "dup_chars": _per_row_sum(rows[dup], ex.get_column("chars").to_numpy()[dup], n_rows)})
+    frame = pl.DataFrame({"t": texts})
+    n = frame.select((whole.str.len_chars() > 0).fill_null(False).cast(pl.Int64)).to_series().to_numpy().copy()
+    dups = np.zeros(n_rows, dtype=np.int64)
+    dup_chars = np.zeros(n_rows, dtype=np.int64)
+    split_rows = texts.str.contains(sep).fill_null(False).arg_true().to_numpy()
+    if len(split_rows):
+        ex = (frame[split_rows].with_row_index("row").select("row", split.alias("e"))
+              .explode("e").filter(pl.col("e").str.len_chars() > 0)
+              .select("row", chars=pl.col("e").str.len_chars(),
+                      dup=~(pl.col("e").hash(_SEED) ^ (pl.col("row").cast(pl.UInt64) * _ROW)).is_first_distinct()))
+        rows = ex.get_column("row").to_numpy()
+        dup = ex.get_column("dup").to_numpy()
+        m = len(split_rows)
+        n[split_rows] = np.bincount(rows, minlength=m)
+        dups[split_rows] = _per_row_sum(rows[dup], np.ones(int(dup.sum())), m)
+        dup_chars[split_rows] = _per_row_sum(rows[dup], ex.get_column("chars").to_numpy()[dup], m)
+    return pl.DataFrame({"n": n, "dups": dups, "dup_chars": dup_chars})
 
 
 def _ngram_fracs(texts: pl.Series, cfg: RepetitionConfig) -> dict[str, np.ndarray]:
@@ -172,13 +181,13 @@ def repetition_fractions(texts: pl.Series, cfg: RepetitionConfig) -> tuple[pl.Da
 
     if cfg.dup_para_frac is not None or cfg.dup_para_char_frac is not None:
         p = _element_dups(texts, pl.col("t").str.strip_chars().str.replace_all(r"\n{2,}", _PARA_SEP)
-                          .str.split(_PARA_SEP))
+                          .str.split(_PARA_SEP), "\n\n|" + _PARA_SEP, pl.col("t").str.strip_chars())
         if cfg.dup_para_frac is not None:
             rules.append(("dup_para_frac", cfg.dup_para_frac, p["dups"] / p["n"].replace(0, None)))
         if cfg.dup_para_char_frac is not None:
             rules.append(("dup_para_char_frac", cfg.dup_para_char_frac, p["dup_chars"] / denom))
     if cfg.dup_line_frac is not None or cfg.dup_line_char_frac is not None:
-        ln = _element_dups(texts, pl.col("t").str.split("\n"))
+        ln = _element_dups(texts, pl.col("t").str.split("\n"), "\n", pl.col("t"))
         if cfg.dup_line_frac is not None:
             rules.append(("dup_line_frac", cfg.dup_line_frac, ln["dups"] / ln["n"].replace(0, None)))
         if cfg.dup_line_char_frac is not None:

@@ -230,7 +230,7 @@ class Engine:
                 continue
             df = t.read_segment(seg)
             from curate.cache import conform
-            ids = repeats.number(R.content_ids(conform(df, schema)))
+            ids = repeats.number(R.content_hashes(conform(df, schema)))
             name, digest = w.add_aux(pl.DataFrame({R.ID: ids}), f"ids-{k:06d}.parquet")
             ref = t.resolved()[t.segments.index(seg)]
             w.add_segment({**ref, "ids": os.path.normpath(entry.dir / name), "conform": schema},
@@ -715,11 +715,14 @@ class _Repeats:
         self.runs: list[np.ndarray] = []
         self.counts: dict[int, int] = {}
 
-    def number(self, ids: pl.Series) -> pl.Series:
-        base = ids.str.slice(0, 16)                  # xxh3-64 in hex; "-k" follows on repeats
-        local_k = ids.str.slice(17).cast(pl.Int64, strict=False).fill_null(0).to_numpy()
+    def number(self, base: pl.Series) -> pl.Series:
+        """Ids of the next part's rows from their content hashes (:func:`R.content_hashes`)."""
         h = base.str.to_integer(base=16, dtype=pl.UInt64).to_numpy()
         uniq, inv, cnt = np.unique(h, return_inverse=True, return_counts=True)
+        order = np.argsort(inv, kind="stable")        # occurrence number of each row in its group
+        starts = np.concatenate(([0], np.cumsum(cnt)[:-1]))
+        local_k = np.empty(len(h), dtype=np.int64)
+        local_k[order] = np.arange(len(h)) - np.repeat(starts, cnt)
         seen_u = np.zeros(len(uniq), dtype=bool)
         for run in self.runs:                      # sorted queries into sorted runs
             at = np.minimum(np.searchsorted(run, uniq), len(run) - 1)
@@ -735,10 +738,9 @@ class _Repeats:
             while len(self.runs) > 1 and len(self.runs[-2]) <= 2 * len(self.runs[-1]):
                 last = self.runs.pop()
                 self.runs[-1] = np.union1d(self.runs[-1], last)
-        seen = seen_u[inv]
         k = local_k + prior_u[inv]
-        if not seen.any():
-            return ids
+        if not k.any():
+            return base.alias(R.ID)
         ks = pl.Series(k)
         return pl.select(pl.when(ks == 0).then(base).otherwise(base + "-" + ks.cast(pl.String))
                          .alias(R.ID)).to_series()

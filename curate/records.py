@@ -28,24 +28,28 @@ def content_ids(df: pl.DataFrame, columns: Iterable[str] | None = None) -> pl.Se
     Rows with identical content get the same base id; the k-th repeat (k ≥ 1, in row order)
     gets ``<id>-k`` so ids stay unique and deterministic.
     """
-    cols = sorted(columns if columns is not None else content_columns(df))
     if df.height == 0:
         return pl.Series(ID, [], dtype=pl.String)
-    if not cols:
-        base = pl.Series(ID, ["0" * 16] * df.height)
-    else:
-        # One NDJSON line per row: a stable, type-aware serialisation done in Rust.
-        # split on "\n" only: str.splitlines also breaks at U+0085, U+2028, ... which JSON leaves raw
-        lines = df.select(cols).write_ndjson().split("\n")[:-1]
-        base = pl.Series(ID, [xxhash.xxh3_64_hexdigest(b) for b in
-                              (ln.encode() for ln in lines)], dtype=pl.String)
-    frame = pl.DataFrame({ID: base})
+    frame = pl.DataFrame({ID: content_hashes(df, columns)})
     rep = frame.select(pl.int_range(pl.len()).over(ID).alias("k"))["k"]
     return (
         frame.with_columns(rep)
         .select(pl.when(pl.col("k") == 0).then(pl.col(ID))
                 .otherwise(pl.col(ID) + "-" + pl.col("k").cast(pl.String)).alias(ID))[ID]
     )
+
+
+def content_hashes(df: pl.DataFrame, columns: Iterable[str] | None = None) -> pl.Series:
+    """The base of :func:`content_ids`: xxh3-64 (16 hex digits) of each row's content, without
+    the repeat suffix (the engine numbers repeats over a table it reads part by part)."""
+    cols = sorted(columns if columns is not None else content_columns(df))
+    if not cols:
+        return pl.Series(ID, ["0" * 16] * df.height, dtype=pl.String)
+    # One NDJSON line per row: a stable, type-aware serialisation done in Rust.
+    # split on "\n" only: str.splitlines also breaks at U+0085, U+2028, ... which JSON leaves raw
+    lines = df.select(cols).write_ndjson().split("\n")[:-1] if df.height else []
+    return pl.Series(ID, [xxhash.xxh3_64_hexdigest(b) for b in (ln.encode() for ln in lines)],
+                     dtype=pl.String)
 
 
 def with_ids(df: pl.DataFrame) -> pl.DataFrame:

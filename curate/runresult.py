@@ -75,7 +75,9 @@ class RunResult:
         if self.rejects_path is None or not self.rejects_path.exists():
             lead = pl.DataFrame(schema={c: pl.String for c in (R.STEP, R.REASON, R.DETAIL, R.ID, R.SOURCE, R.ORIGIN)})
             if self.final_path is not None and self.final_path.exists():
-                data = self.data().schema if self.final_path.is_dir() else pl.read_parquet_schema(self.final_path)
+                from curate.cache import entry_table
+                data = entry_table(self.final_path).schema() if self.final_path.is_dir() \
+                    else pl.read_parquet_schema(self.final_path)
                 return lead.hstack(pl.DataFrame(schema={c: t for c, t in data.items() if c not in lead.columns}))
             return lead
         if self.rejects_path.suffix == ".parquet":

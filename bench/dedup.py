@@ -17,7 +17,8 @@ A planted pair counts as "predicted duplicate" when both documents end in the sa
 ground truth is the true 5-shingle Jaccard ≥ 0.8. Peers are reported with and without the same
 true-Jaccard verification (DataTrove has no verification hook: without only). The last two lines
 are ``f1 curate=<x> best_peer=<y>`` (curate through the CLI) and
-``speedup_vs_rensa_verified=<ratio>`` (CLI region vs rensa's region).
+``speedup_vs_rensa_verified=<ratio>`` (CLI region vs rensa's region). The curate and rensa
+rows run ``--repeat`` times (default 3, each in a fresh process) and report their best run.
 Peers need `pip install datasketch "datatrove[processing]"` (DataTrove pins xxhash<4; curate
 works with xxhash 3.x too).
 """
@@ -413,6 +414,7 @@ def main() -> None:
     ap.add_argument("--semantic-threshold", type=float, default=0.85)
     ap.add_argument("--skip-mrpc", action="store_true")
     ap.add_argument("--skip-slow-peers", action="store_true", help="only curate and rensa rows")
+    ap.add_argument("--repeat", type=int, default=3, help="runs of each curate/rensa row (best one reported)")
     ap.add_argument("--memory", type=int, default=0, metavar="N",
                     help="also dedup N short documents with curate and report peak RSS (e.g. 1000000)")
     args = ap.parse_args()
@@ -454,7 +456,11 @@ def main() -> None:
     if args.skip_slow_peers:
         runs = runs[:4]
     for name, fn, fargs in runs:
-        out = in_child(fn, *fargs)
+        # timings are noisy on a shared machine: the fast rows (curate, rensa) run --repeat times
+        # and report their best region; the slow extra rows run once
+        reps = args.repeat if fn in ("run_curate_cli", "run_curate", "run_rensa") else 1
+        outs = [in_child(fn, *fargs) for _ in range(reps)]
+        out = next((o for o in outs if "error" in o), None) or min(outs, key=lambda o: o["seconds"])
         if "error" in out:
             print(f"{name:30s} failed: {out['error']}")
             continue

@@ -11,7 +11,7 @@ How each part runs:
   (polars over Parquet), runs the step, writes kept and rejected rows as Parquet and a marker.
   Block ``k`` holds the local engine's batch ``k``, so outputs are the local ones row for row.
   Model steps (``resumable`` steps such as augment, or any step given ``actors`` / ``num_gpus``
-  in ``ray.steps``) run as an actor pool (class-based ``map_batches`` with ``concurrency`` and
+  in ``ray.steps``) run as an actor pool (class-based ``map_batches`` with an ``ActorPoolStrategy`` and
   ``num_gpus`` per actor), so each actor loads its model once.
 * **dedup** finds candidates with a hash shuffle on exact keys and LSH band keys over Ray Data
   and resolves clusters on the driver over the candidate rows only (see
@@ -20,6 +20,10 @@ How each part runs:
   the driver reads the step's input into one frame and runs the local step on it (they need the
   whole table or its labels; balance/split need only labels + ids, but are not yet streamed).
 * **Outputs** are written by the driver from the final blocks, by the same sinks.
+
+The engine reuses the local engine's run bookkeeping (``Engine._new_manifest``, ``_read_sources``,
+``_write_outputs``, ``_finish``, ``_record_failure`` and its ``_RunState``), so manifests, run
+folders, rejects files and failure reports are the same; it replaces only how steps run.
 
 Faults: a task whose worker dies is retried (``ray.max_retries``; actors restart) and rewrites
 the same files atomically. Every finished block leaves a marker under
@@ -70,6 +74,8 @@ def connect(opts, log=lambda m: None):
 
 
 def _quiet_data(ray) -> None:
+    import warnings
+    warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"ray\.data\.context")
     ctx = ray.data.DataContext.get_current()
     ctx.enable_progress_bars = False
     ctx.print_on_execution_start = False
@@ -319,7 +325,8 @@ class RayEngine(Engine):
                 if step.resumable else None)
             if actors:
                 ds = ds.map_batches(_BlockActor, fn_constructor_args=(step, folder_s, schema, ctx_args, hooks),
-                                    batch_size=1, batch_format="pyarrow", concurrency=actors,
+                                    batch_size=1, batch_format="pyarrow",
+                                    compute=self._ray.data.ActorPoolStrategy(size=actors),
                                     num_cpus=opts.num_cpus, num_gpus=opts.num_gpus or None,
                                     **retry.get("actor", {}))
             else:

@@ -37,6 +37,7 @@ def small_corpus(tmp_path) -> Path:
     return make_corpus(tmp_path / "corpus", n=120)
 
 
+@pytest.mark.slow
 def test_worker_killed_mid_step_is_retried(tmp_path, small_corpus, ray_cluster, monkeypatch):
     """The first task of the clean step kills its worker (os._exit) once; Ray runs it again and
     the run's rows, rejects and counts are the local run's."""

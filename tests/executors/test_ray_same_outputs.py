@@ -91,3 +91,35 @@ def test_hash_shuffle(run_both, corpus):
     local, ray = run_both(doc, ray={"shuffle": "hash", "max_retries": 2})
     assert ray.manifest["steps"][1]["stats"]["ray"]["shuffle"] == "hash"
     assert ray.manifest["steps"][1]["rows_rejected"] > 0
+
+
+@pytest.mark.slow
+def test_semantic_dedup_gathered(run_both, tmp_path):
+    """dedup with a semantic stage (sentence embeddings) is gathered to the driver: same rows."""
+    from ._helpers import make_corpus
+    corpus = make_corpus(tmp_path / "sem", n=40)
+    doc = _corpus_doc(corpus, batch_size=16, steps=[
+        {"dedup": {"near": {"threshold": 0.8, "ngram": 3}, "semantic": {"threshold": 0.97}}}])
+    local, ray = run_both(doc)
+    st = ray.manifest["steps"][0]["stats"]
+    assert st["ray"]["gathered_rows"] == ray.manifest["steps"][0]["rows_in"] and "semantic" in st
+
+
+@pytest.mark.slow
+def test_synthesize_tiny_model_gathered(run_both, tmp_path, monkeypatch):
+    """synthesize (a global LLM step; a tiny random Llama) is gathered to the driver and gives the
+    local rows: generation is seeded, so the same prompts give the same rows."""
+    from curate.testing import tiny_llama
+    model = tiny_llama(tmp_path / "tiny")
+    doc = {
+        "name": "synth", "seed": 7, "batch_size": 64,
+        "sources": [{"jsonl": {"name": "seeds", "path": "{data}/self_instruct_seed_tasks.jsonl",
+                               "fields": {"seed_id": "id"}, "limit": 40}}],
+        "steps": [{"synthesize": {"kind": "instructions", "model": str(model), "n": 2,
+                                  "prompts_per_round": 2, "instances_per_task": 2,
+                                  "max_new_tokens": 16, "max_input_tokens": 16, "min_words": 1,
+                                  "rouge_threshold": 0.9}}],
+        "outputs": [{"jsonl": {"path": "{out}/synth.jsonl"}}],
+    }
+    local, ray = run_both(doc)
+    assert ray.manifest["steps"][0]["stats"]["ray"]["gathered_rows"] == 40

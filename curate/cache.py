@@ -137,6 +137,11 @@ class Table:
             return {}
         return self.read_segment(self.segments[0], limit=0).schema
 
+    def unified_schema(self) -> dict[str, Any]:
+        """The schema of :meth:`read` (every part's columns at their common type), from footers."""
+        empties = [self.read_segment(s, limit=0) for s in self.segments]
+        return R.concat(empties).schema if empties else {}
+
     def read_segment(self, seg: dict[str, Any], columns: list[str] | None = None,
                      limit: int | None = None) -> pl.DataFrame:
         """One segment as a frame (only ``columns`` when given; the first ``limit`` rows)."""

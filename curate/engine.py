@@ -617,8 +617,12 @@ class Engine:
                 return rep, files["files"]
         t0 = time.time()
         sink.pipeline_name = self.p.name      # formats derive default names from it (NI task file)
-        if getattr(sink, "streams", lambda: False)():
-            paths, rows = sink.write_stream((sink.select(f) for f in final.iter_frames()), self.p.seed)
+        schema = final.unified_schema()
+        if sink.streams(list(schema)):
+            from curate.cache import conform
+            text = schema_text(schema)
+            paths, rows = sink.write_stream((sink.select(conform(f, text)) for f in final.iter_frames()),
+                                            self.p.seed)
         else:
             df = sink.select(final.read())
             paths, rows = sink.write(df, self.p.seed), df.height

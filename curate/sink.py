@@ -126,11 +126,11 @@ class Sink(Component, ABC):
         this output's target for that split (:func:`split_path`); return the files written."""
         raise NotImplementedError(f"output {self.name} implements neither write_split nor write")
 
-    def streams(self) -> bool:
-        """True when this output writes the final table part by part (:meth:`write_stream`), so
-        the engine never holds it whole. Default False: the engine reads the table into one
-        frame for :meth:`write` (NI task files need every row of a task at once: a task is
-        bounded by memory, about 1 KiB per instance in RAM)."""
+    def streams(self, columns: list[str]) -> bool:
+        """True when this output writes the final table (with these ``columns``) part by part
+        (:meth:`write_stream`), so the engine never holds it whole. Default False: the engine
+        reads the table into one frame for :meth:`write` (NI task files need every row of a task
+        at once: a task is bounded by memory, about 1 KiB per instance in RAM)."""
         return False
 
     def write_stream(self, frames, seed: int) -> tuple[list[Path], int]:

@@ -89,6 +89,26 @@ class JsonlOutput(_PathSink):
     """One JSON object per line (UTF-8), types and nesting kept; loads with
     ``datasets.load_dataset("json", data_files=...)``."""
 
+    def streams(self, columns: list[str]) -> bool:
+        """A local, uncompressed file with no split column to honour is written part by part."""
+        cfg = self.config
+        from curate import storage
+        return (not storage.is_url(cfg.path) and not cfg.path.lower().endswith(".gz")
+                and not (cfg.split_files and cfg.split_column in columns))
+
+    def write_stream(self, frames, seed: int) -> tuple[list[Path], int]:
+        """Append each part's lines to one temp file, renamed over the target at the end (the
+        same bytes as :meth:`write` of the whole table)."""
+        self.stats = {}
+        path = self.path(self.config.path)
+        rows = 0
+        with atomic_path(path) as tmp, open(tmp, "wb") as f:
+            for df in frames:
+                df = shape(df, self.config, f"output {self.name} ({path})")
+                df.write_ndjson(f)
+                rows += df.height
+        return [path], rows
+
 
 @register_output("parquet")
 class ParquetOutput(_PathSink):

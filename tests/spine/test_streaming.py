@@ -85,3 +85,12 @@ def test_entry_table_reads_legacy_single_file_entries(tmp_path):
     pl.DataFrame({"id": ["a"], "text": ["x"]}).write_parquet(d / "kept.parquet")
     assert entry_table(d).read()["text"].to_list() == ["x"]
     assert entry_table(d, "rejected") is None
+
+
+def test_jsonl_output_streams_the_same_bytes_as_one_write(tmp_path):
+    rows = [{"text": f"row {i}", "n": i if i % 3 else None} for i in range(40)]
+    out = tmp_path / "o" / "x.jsonl"
+    res = run(tmp_path, [{"t_rows": {"rows": rows}}], [{"t_minlen": {"min_chars": 6}}], batch_size=6,
+              outputs=[{"jsonl": {"path": str(out)}}])
+    assert out.read_bytes() == res.data().write_ndjson().encode()
+    assert res.manifest["outputs"][0]["rows"] == 30

@@ -68,16 +68,15 @@ def run_curate(texts: list[str]):
     ctx = StepContext("bench", 0, 0, Path("/tmp"))
     steps = [H.WordCount(min_words=THRESHOLDS["min_words"]), H.WordLength(), H.Symbols(), H.Lines(),
              H.StopWords(), H.Alpha(), H.Repetition()]       # costly rule last
-    table = pl.DataFrame({"id": [str(i) for i in range(len(texts))], "text": texts})
-    rejected = []
+    table = pl.DataFrame({"text": texts}).with_row_index("id")
+    reason = pl.Series("reason", [None] * table.height, dtype=pl.String)
     for start in range(0, table.height, BATCH):
         df = table.slice(start, BATCH)
         for s in steps:
             res = s.process(df, ctx)
             df = res.kept
-            rejected.append(res.rejected.select("id", "reason"))
-    rej = dict(pl.concat(rejected).rows())
-    return [rej.get(str(i)) for i in range(len(texts))]
+            reason = reason.scatter(res.rejected.get_column("id"), res.rejected.get_column("reason"))
+    return reason.to_list()
 
 
 def run_pandas(texts: list[str]):

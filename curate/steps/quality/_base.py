@@ -96,7 +96,8 @@ class HeuristicFilter(Filter):
         if rules and idx.len():
             fmts = {r: fmt(pl.col(m), "<" if op == "min" else ">", thr) for r, m, _, op, thr in rules}
             _, text = cascade(self.filters(), fmts)
-            detail = detail.scatter(idx, work[idx].select(text).to_series())
+            measures = work.select(list(dict.fromkeys(m for _, m, *_ in rules)))   # not the text
+            detail = detail.scatter(idx, measures[idx].select(text).to_series())
         return work.with_columns(detail)
 
     def process(self, df: pl.DataFrame, ctx) -> StepResult:

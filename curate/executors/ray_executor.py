@@ -86,6 +86,7 @@ def _quiet_data(ray) -> None:
         pass
     import logging
     logging.getLogger("ray.data").setLevel(logging.WARNING)
+    logging.getLogger("ray.data._internal.progress").setLevel(logging.ERROR)   # "Progress bars disabled"
 
 
 def _retry_args(n: int | None) -> dict[str, dict[str, int]]:

@@ -64,6 +64,13 @@ def test_glob_source_dedup_split_jsonl(run_both, corpus):
     assert steps["dedup"]["stats"]["exact"]["duplicates"] > 0
     assert steps["dedup"]["stats"]["near"]["duplicates"] > 0
     assert steps["split"]["stats"]["ray"]["gathered_rows"] == steps["split"]["rows_in"]
+    # the same file again: every step comes from the Ray cache, the outputs are the same
+    from curate.pipeline import load_yaml
+
+    from ._helpers import assert_same_run
+    again = load_yaml(ray.manifest["file"]).run()
+    assert again.manifest["all_cached"] and all(s["cached"] for s in again.manifest["steps"])
+    assert_same_run(local, again)
 
 
 @pytest.mark.slow

@@ -123,7 +123,7 @@ def main() -> None:
     a = ap.parse_args()
     n = a.prompts or (48 if a.small else 256)
     max_new = a.max_new or (128 if a.small else 256)
-    sizes = [int(x) for x in (a.sizes or ("4,8,16,32" if a.small else "4,8,16,32,64,128")).split(",")]
+    sizes = [int(x) for x in (a.sizes or ("1,2,4,8,16,32" if a.small else "1,2,4,8,16,32,64,128")).split(",")]
 
     import torch
     import transformers

@@ -1,4 +1,4 @@
-"""LLM generation backends behind one interface: transformers (batched by a token budget),
+"""LLM generation backends behind one interface: transformers (continuous batching),
 vLLM (optional) and OpenAI-compatible HTTP servers.
 
 Import-light on purpose: torch/transformers/httpx load only when a backend is built, and the

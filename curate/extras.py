@@ -21,6 +21,7 @@ EXTRAS: dict[str, str] = {
     "s3": "s3:// paths and the s3 connector (s3fs, boto3)",
     "web": "the web crawler (requests, beautifulsoup4, lxml)",
     "ml": "models: torch, transformers, datasets, sentence embeddings",
+    "fast-embed": "fast sentence embeddings (onnxruntime, onnx; model2vec for the static backend)",
     "augment": "augmenters (nlpaug, nltk, spaCy, gensim)",
     "train": "the bundled trainer (peft, trl, accelerate)",
     "llm": "LLM generation over HTTP and the synth steps (httpx, rapidfuzz)",

@@ -1,0 +1,164 @@
+"""curate.embed backends: choice, order after length sorting, ONNX vectors close to torch, the
+on-disk export cache. A tiny random BERT (the real MiniLM's tokenizer, 2 small layers) keeps the
+exports to a second or two; one slow test checks the real default model's int8 drift."""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("onnxruntime")
+pytest.importorskip("sentence_transformers")
+
+import curate.embed as E  # noqa: E402
+from curate.errors import CurateError  # noqa: E402
+
+TEXTS = [
+    "ok",
+    "Free entry in 2 a wkly comp to win FA Cup final tkts 21st May 2005. Text FA to 87121 now!",
+    "The company said its third-quarter profit rose 12 percent on higher sales of its software "
+    "products, beating what analysts had expected by a wide margin.",
+    "I'm gonna be home soon",
+    "Water boils at 100 degrees.",
+    "",
+    "Shares fell.",
+]
+
+
+@pytest.fixture(scope="module")
+def tiny_st(tmp_path_factory) -> Path:
+    """A sentence-transformers folder: random 2-layer BERT, MiniLM's tokenizer, mean pooling."""
+    import torch
+    from transformers import BertConfig, BertModel
+    src = Path(E.resolve_model_path(None))
+    dst = tmp_path_factory.mktemp("tiny_st")
+    torch.manual_seed(0)
+    cfg = BertConfig(vocab_size=30522, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                     intermediate_size=64, max_position_embeddings=512)
+    BertModel(cfg).save_pretrained(str(dst))
+    for f in ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json",
+              "modules.json", "sentence_bert_config.json"):
+        shutil.copy(src / f, dst / f)
+    (dst / "1_Pooling").mkdir()
+    pool = json.loads((src / "1_Pooling" / "config.json").read_text())
+    pool["word_embedding_dimension"] = 32
+    (dst / "1_Pooling" / "config.json").write_text(json.dumps(pool))
+    (dst / "2_Normalize").mkdir(exist_ok=True)
+    return dst
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch) -> Path:
+    monkeypatch.setenv(E.CACHE_ENV, str(tmp_path / "cache"))
+    monkeypatch.delenv(E.BACKEND_ENV, raising=False)
+    E.load_encoder.cache_clear()
+    yield tmp_path / "cache"
+    E.load_encoder.cache_clear()
+
+
+def test_length_order_longest_first_and_stable():
+    order = E.length_order(["bb", "a", "ccc", "dd", ""])
+    assert order.tolist() == [2, 0, 3, 1, 4]
+
+
+def test_onnx_close_to_torch_and_order_restored(tiny_st, cache):
+    model = str(tiny_st)
+    torch_v = E.embed(TEXTS, model, batch_size=3, backend="torch")
+    onnx_v = E.embed(TEXTS, model, batch_size=3, backend="onnx")
+    assert onnx_v.shape == (len(TEXTS), 32) and onnx_v.dtype == np.float32
+    assert np.allclose(np.linalg.norm(onnx_v, axis=1), 1, atol=1e-5)
+    cos = (torch_v * onnx_v).sum(1)
+    assert cos.min() >= 0.99, cos
+    # length-sorted batches, then back in the caller's order: each row equals the text alone
+    alone = np.vstack([E.embed([t], model, backend="onnx") for t in TEXTS])
+    assert np.allclose(onnx_v, alone, atol=1e-5)
+    shuffled = [TEXTS[i] for i in (3, 0, 6, 1, 5, 2, 4)]
+    assert np.allclose(E.embed(shuffled, model, batch_size=2, backend="onnx"),
+                       onnx_v[[3, 0, 6, 1, 5, 2, 4]], atol=1e-5)
+
+
+def test_int8_export_records_drift_and_is_cached(tiny_st, cache, monkeypatch):
+    folder, path, _, meta = E.exported_model(str(tiny_st), "onnx-int8")
+    assert path.is_file() and path.parents[2] == cache / "embed"
+    drift = meta["drift_vs_fp32"]
+    assert 0 < drift["cosine_min"] <= drift["cosine_mean"] <= 1.0001
+    assert json.loads((path.parent / "meta.json").read_text()) == meta
+    # second call: found on disk, nothing exported again
+    monkeypatch.setattr(E, "_export_fp32", lambda *a: pytest.fail("exported twice"))
+    monkeypatch.setattr("onnxruntime.quantization.quantize_dynamic", lambda *a, **k: pytest.fail("quantised twice"))
+    assert E.exported_model(str(tiny_st), "onnx-int8")[1] == path
+    v = E.embed(TEXTS, str(tiny_st), backend="onnx-int8")
+    assert v.shape == (len(TEXTS), 32)
+
+
+def test_auto_picks_int8_only_when_drift_small(tiny_st, cache, monkeypatch):
+    _, _, _, meta = E.exported_model(str(tiny_st), "onnx-int8")
+    monkeypatch.setattr(E, "INT8_MIN_MEAN_COSINE", 0.0)
+    monkeypatch.setattr(E, "INT8_MIN_COSINE", 0.0)
+    assert E.load_encoder(str(tiny_st), None, "auto").backend == "onnx-int8"
+    E.load_encoder.cache_clear()
+    monkeypatch.setattr(E, "INT8_MIN_MEAN_COSINE", 1.5)     # no int8 drift can pass this
+    assert E.load_encoder(str(tiny_st), None, "auto").backend == "onnx"
+
+
+def test_backend_choice_env_fallbacks_and_errors(tiny_st, cache, monkeypatch, tmp_path):
+    monkeypatch.setenv(E.BACKEND_ENV, "torch")
+    assert E.load_encoder(str(tiny_st)).backend == "torch"
+    monkeypatch.setenv(E.BACKEND_ENV, "fastest")
+    with pytest.raises(CurateError, match="CURATE_EMBED_BACKEND"):
+        E.default_backend()
+    with pytest.raises(CurateError, match="choose one of"):
+        E.load_encoder(str(tiny_st), None, "tensorrt")
+    monkeypatch.delenv(E.BACKEND_ENV)
+    # auto on a GPU device, or without onnxruntime, or for a model ONNX cannot run: torch
+    assert E._gpu_wanted("cuda:0") and not E._gpu_wanted("cpu")
+    monkeypatch.setattr(E, "available", lambda m: m != "onnxruntime")
+    assert E.load_encoder(str(tiny_st), None, "auto").backend == "torch"
+    monkeypatch.undo()
+    monkeypatch.setenv(E.CACHE_ENV, str(cache))
+    odd = tmp_path / "odd"
+    shutil.copytree(tiny_st, odd)
+    modules = json.loads((odd / "modules.json").read_text())
+    (odd / "modules.json").write_text(json.dumps(modules + [
+        {"idx": 3, "name": "3", "path": "3_Dense", "type": "sentence_transformers.models.Dense"}]))
+    assert E.model_spec(odd) is None
+    E.load_encoder.cache_clear()
+    with pytest.raises(CurateError, match="use backend torch"):
+        E.load_encoder(str(odd), None, "onnx")
+
+
+def test_empty_input_loads_nothing(monkeypatch):
+    monkeypatch.setattr(E, "load_encoder", lambda *a: pytest.fail("loaded a model for no text"))
+    assert E.embed([]).shape == (0, 384)
+
+
+def test_static_encoder_reads_a_model2vec_folder(tmp_path):
+    pytest.importorskip("model2vec")
+    from model2vec import StaticModel
+    from tokenizers import Tokenizer
+    tok = Tokenizer.from_file(str(Path(E.resolve_model_path(None)) / "tokenizer.json"))
+    vecs = np.random.default_rng(0).normal(size=(tok.get_vocab_size(), 16)).astype(np.float32)
+    StaticModel(vectors=vecs, tokenizer=tok).save_pretrained(str(tmp_path / "static"))
+    enc = E.StaticEncoder(tmp_path / "static")
+    v = enc.encode(TEXTS[:5], 64)
+    assert v.shape == (5, 16) and np.allclose(np.linalg.norm(v, axis=1), 1, atol=1e-5)
+    assert np.allclose(enc.encode(TEXTS[:5][::-1], 64), v[::-1], atol=1e-6)
+
+
+@pytest.mark.slow
+def test_default_minilm_int8_close_to_torch(data_dir):
+    """The real default model on SMS texts (export cached in the user cache dir): int8 vectors stay
+    close to torch's, and auto takes int8 only when the drift recorded at export is small."""
+    lines = (data_dir / "sms_spam_collection.tsv").read_text(encoding="utf-8").splitlines()[1:]
+    sms = [ln.split("\t", 1)[1] for ln in lines[:120]]
+    E.load_encoder.cache_clear()
+    t = E.embed(sms, backend="torch")
+    assert (t * E.embed(sms, backend="onnx")).sum(1).min() >= 0.9999
+    cos = (t * E.embed(sms, backend="onnx-int8")).sum(1)
+    assert cos.mean() >= 0.985 and cos.min() >= 0.9, (cos.mean(), cos.min())
+    meta = E.load_encoder(None, None, "onnx-int8").meta
+    chosen = E.load_encoder(None, None, "auto").backend
+    assert chosen == ("onnx-int8" if E.int8_ok(meta) else "onnx")

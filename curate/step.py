@@ -114,10 +114,15 @@ def cascade(checks: list[tuple[str, pl.Expr]], details: dict[str, pl.Expr]) -> t
     reason: pl.Expr = pl.lit(None, dtype=pl.String)
     for rs, keep in reversed(checks):
         reason = pl.when(~keep.fill_null(False)).then(pl.lit(rs)).otherwise(reason)
+    return reason, detail_of(reason, details)
+
+
+def detail_of(reason: pl.Expr, details: dict[str, pl.Expr]) -> pl.Expr:
+    """The detail expression of each row's ``reason`` (null where no detail is defined)."""
     detail: pl.Expr = pl.lit(None, dtype=pl.String)
     for rs, expr in details.items():
         detail = pl.when(reason == rs).then(expr.cast(pl.String)).otherwise(detail)
-    return reason, detail
+    return detail
 
 
 class Filter(Step):
@@ -154,14 +159,17 @@ class Filter(Step):
 
     def process(self, df: pl.DataFrame, ctx: StepContext) -> StepResult:
         work = self.prepare(df, ctx)
-        reason, detail = cascade(self.filters(), self.details())
-        work = work.with_columns(reason.alias("_reason"), detail.alias("_detail"))
+        # The reason chain is evaluated once; details only for the rows it rejects.
+        reason, _ = cascade(self.filters(), {})
+        work = work.with_columns(reason.alias("_reason"))
         stats = self.filter_stats(work)
         helper = [c for c in work.columns if c.startswith("_") and c not in df.columns]
         kept = work.filter(pl.col("_reason").is_null())
-        kept = kept.with_columns(**self.annotations()).drop(helper)
+        kept = kept.with_columns(**self.annotations()).drop(helper, strict=False)
         rej = work.filter(pl.col("_reason").is_not_null())
-        rej = R.reject(rej, self.name, pl.col("_reason"), pl.col("_detail")).drop(helper)
+        rej = rej.with_columns(detail_of(pl.col("_reason"), self.details()).alias("_detail"))
+        rej = R.reject(rej, self.name, pl.col("_reason"), pl.col("_detail")).drop(
+            helper + ["_detail"], strict=False)
         counts = rej.group_by(R.REASON).len().rows() if rej.height else []
         return StepResult(kept=kept, rejected=rej, stats={**stats, "rejected_by_reason": dict(counts)})
 

@@ -50,6 +50,12 @@ def _rss_mb() -> float:
     return (self_kb + kids_kb) / 1024
 
 
+def _cpu() -> float:
+    """CPU seconds (user + sys) of this process and its waited-for children."""
+    a, b = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return a.ru_utime + a.ru_stime + b.ru_utime + b.ru_stime
+
+
 def _rss_now_mb() -> float:
     with open("/proc/self/status") as f:
         for line in f:
@@ -75,20 +81,19 @@ def run_curate(path: str, out: str, verify: str = "jaccard") -> dict:
     import polars as pl
     from curate.step import StepContext
     from curate.steps.dedup.step import Dedup
-    import scipy.sparse.csgraph  # noqa: F401
     step = Dedup(near={"threshold": THRESHOLD, "ngram": NGRAM, "verify": verify})
     ctx = StepContext("dedup", 0, SEED, CACHE / "curate-work")
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), _cpu()
     df = pl.read_ndjson(path)
     t1 = time.perf_counter()
     res = step.process(df, ctx)
     t2 = time.perf_counter()
     res.kept.drop("duplicate_of", "similarity", strict=False).write_ndjson(out)
-    secs = time.perf_counter() - t0
+    secs, cpu = time.perf_counter() - t0, _cpu() - cpu0
     labels = np.arange(df.height)
     rej = res.rejected
     labels[rej["id"].cast(pl.Int64).to_numpy()] = rej["duplicate_of"].cast(pl.Int64).to_numpy()
-    return {"seconds": secs, "step_seconds": t2 - t1, "labels": labels, "rss_mb": _rss_mb(),
+    return {"seconds": secs, "cpu": cpu, "step_seconds": t2 - t1, "labels": labels, "rss_mb": _rss_mb(),
             "kept": res.kept.height, "stats": res.stats}
 
 
@@ -110,10 +115,10 @@ outputs:
   - jsonl: {{path: {out}}}
 """)
     exe = Path(sys.executable).parent / "curate"
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), _cpu()
     proc = subprocess.run([str(exe), "build", str(pipe), "--force", "--no-report", "-q"], cwd=work,
                           capture_output=True, text=True)
-    wall = time.perf_counter() - t0
+    wall, cpu = time.perf_counter() - t0, _cpu() - cpu0
     if proc.returncode:
         raise RuntimeError(proc.stdout[-2000:] + proc.stderr[-2000:])
     man = json.loads((work / "out" / "manifest.json").read_text())
@@ -125,7 +130,7 @@ outputs:
     for i, d in zip(rej["input_id"].cast(pl.Int64).to_list(), rej["duplicate_of"].to_list()):
         labels[i] = to_input[d]
     parts = {k: sum(x.get("seconds") or 0 for x in man[k]) for k in ("sources", "steps", "outputs")}
-    return {"seconds": man["seconds"], "wall": wall, "labels": labels, "rss_mb": _rss_mb(),
+    return {"seconds": man["seconds"], "cpu": cpu, "wall": wall, "labels": labels, "rss_mb": _rss_mb(),
             "kept": kept.height, "parts": parts, "stats": man["steps"][0].get("stats", {})}
 
 
@@ -159,7 +164,7 @@ def run_rensa(path: str, out: str, verify: bool = True) -> dict:
     import polars as pl
     import rensa
     import scipy.sparse.csgraph  # noqa: F401
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), _cpu()
     df = pl.read_ndjson(path)
     sets = []
     for t in df["text"].to_list():
@@ -173,7 +178,8 @@ def run_rensa(path: str, out: str, verify: bool = True) -> dict:
     labels = _components(len(sets), pairs)
     df.filter(pl.Series(labels == np.arange(len(sets)))).write_ndjson(out)
     secs = time.perf_counter() - t0
-    return {"seconds": secs, "labels": labels, "rss_mb": _rss_mb(), "kept": int((labels == np.arange(len(sets))).sum()),
+    return {"seconds": secs, "cpu": _cpu() - cpu0, "labels": labels, "rss_mb": _rss_mb(),
+            "kept": int((labels == np.arange(len(sets))).sum()),
             "candidates": len(cands)}
 
 
@@ -194,7 +200,7 @@ def _ds_signatures(texts: list[str]) -> tuple[np.ndarray, str]:
 def run_datasketch(path: str, out: str, workers: int = 2, verify: bool = True) -> dict:
     import polars as pl
     from datasketch import LeanMinHash, MinHashLSH
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), _cpu()
     texts, df = _read_jsonl(path)
     chunks = [texts[i::workers] for i in range(workers)]
     if workers > 1:
@@ -217,7 +223,8 @@ def run_datasketch(path: str, out: str, workers: int = 2, verify: bool = True) -
     labels = _components(len(texts), pairs)
     df.filter(pl.Series(labels == np.arange(len(texts)))).write_ndjson(out)
     secs = time.perf_counter() - t0
-    return {"seconds": secs, "labels": labels, "rss_mb": _rss_mb(), "kept": int((labels == np.arange(len(texts))).sum())}
+    return {"seconds": secs, "cpu": _cpu() - cpu0, "labels": labels, "rss_mb": _rss_mb(),
+            "kept": int((labels == np.arange(len(texts))).sum())}
 
 
 # ------------------------------------------------------------------------------------ DataTrove
@@ -261,7 +268,7 @@ def run_datatrove(texts: list[str], workers: int = 2, tag: str = "speed") -> dic
     tok = _dt_tokenizer()
     reader = lambda: JsonlReader(str(base / "input"), compression=None, glob_pattern="*.jsonl")  # noqa: E731
     logs = str(base / "logs")
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), _cpu()
     LocalPipelineExecutor([reader(), MinhashDedupSignature(str(base / "sigs"), config=cfg, language=tok)],
                           tasks=workers, workers=workers, logging_dir=logs + "/1").run()
     LocalPipelineExecutor([MinhashDedupBuckets(str(base / "sigs"), str(base / "buckets"), config=cfg)],
@@ -274,7 +281,7 @@ def run_datatrove(texts: list[str], workers: int = 2, tag: str = "speed") -> dic
                                                                                      compression=None)),
                            JsonlWriter(str(base / "kept"), compression=None)],
                           tasks=workers, workers=workers, logging_dir=logs + "/4").run()
-    secs = time.perf_counter() - t0
+    secs, cpu = time.perf_counter() - t0, _cpu() - cpu0
     labels = np.arange(len(texts))
     cluster_rep: dict[int, int] = {}
     kept = 0
@@ -286,7 +293,7 @@ def run_datatrove(texts: list[str], workers: int = 2, tag: str = "speed") -> dic
                 c = d["metadata"].get("minhash_cluster_id", -1)
                 if c >= 0:
                     labels[int(d["id"])] = cluster_rep.setdefault(c, int(d["id"]))
-    return {"seconds": secs, "labels": labels, "rss_mb": _rss_mb(), "kept": kept}
+    return {"seconds": secs, "cpu": cpu, "labels": labels, "rss_mb": _rss_mb(), "kept": kept}
 
 
 def run_memory(n_docs: int, corpus_file: str) -> dict:
@@ -384,14 +391,14 @@ def mrpc_semantic(pairs, threshold: float) -> None:
     sents = [s for a, b, _ in pairs for s in (a, b)]
     idx = [(2 * i, 2 * i + 1) for i in range(len(pairs))]
     truth = {p for p, (_, _, y) in zip(idx, pairs) if y == 1}
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), _cpu()
     emb = embed(sents)
     t_emb = time.perf_counter() - t0
     cos = np.einsum("ij,ij->i", emb[0::2], emb[1::2])
     base = {p for p, c in zip(idx, cos) if c >= threshold}
     df = pl.DataFrame({"id": [str(i) for i in range(len(sents))], "text": sents,
                        "vec": emb.tolist()})
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), _cpu()
     res = Dedup(exact=False, semantic={"threshold": threshold, "embedding_column": "vec"}).process(
         df, StepContext("dedup", 0, SEED, CACHE / "curate-work"))
     t_dedup = time.perf_counter() - t0
@@ -422,7 +429,7 @@ def main() -> None:
     from _corpus import build
     n_base = 18_200 if args.small else 182_000
     cache = CACHE / f"corpus-{n_base}.json"
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), _cpu()
     if cache.exists():
         c = json.loads(cache.read_text())
         docs, pairs = c["docs"], [tuple(p) for p in c["pairs"]]
@@ -444,8 +451,9 @@ def main() -> None:
     _write_jsonl(docs, path)
     o = lambda name: str(CACHE / f"out-{name}.jsonl")  # noqa: E731
     results: dict[str, tuple[float, float]] = {}
+    cpus: dict[str, float] = {}
     print(f"\n== speed + quality on the planted pairs (region: read jsonl → dedup → write jsonl)\n"
-          f"{'tool':30s} {'docs/s':>9s} {'seconds':>8s} {'peak_MB':>8s} {'precision':>9s} {'recall':>7s} {'f1':>6s}")
+          f"{'tool':30s} {'docs/s':>9s} {'seconds':>8s} {'cpu_s':>7s} {'peak_MB':>8s} {'precision':>9s} {'recall':>7s} {'f1':>6s}")
     runs = [("curate build (CLI)", "run_curate_cli", (str(path), o("cli"))),
             ("curate step", "run_curate", (str(path), o("curate"))),
             ("rensa + verify", "run_rensa", (str(path), o("rensa"), True)),
@@ -467,7 +475,9 @@ def main() -> None:
         dps = len(docs) / out["seconds"]
         p, r, f = prf(predicted(out["labels"], planted), truth)
         results[name] = (out["seconds"], f)
-        print(f"{name:30s} {dps:9.0f} {out['seconds']:8.2f} {out['rss_mb']:8.0f} {p:9.3f} {r:7.3f} {f:6.3f}")
+        cpus[name] = out.get("cpu", float("nan"))
+        print(f"{name:30s} {dps:9.0f} {out['seconds']:8.2f} {cpus[name]:7.2f} {out['rss_mb']:8.0f} {p:9.3f} "
+              f"{r:7.3f} {f:6.3f}")
         if fn == "run_curate":
             print(f"{'  step alone':30s} {len(docs) / out['step_seconds']:9.0f} {out['step_seconds']:8.2f}")
             near = {k: v for k, v in out["stats"].get("near", {}).items() if k != "similarity_histogram"}
@@ -493,6 +503,11 @@ def main() -> None:
     best_f1 = max((f for _, f in peers.values()), default=float("nan"))
     cli_s, cli_f1 = results.get("curate build (CLI)", (float("nan"), float("nan")))
     rensa_s = results.get("rensa + verify", (float("nan"), 0))[0]
+    if "curate build (CLI)" in cpus and "rensa + verify" in cpus:
+        print(f"\ncpu seconds (user+sys): rensa + verify {cpus['rensa + verify']:.2f}, curate step region "
+              f"{cpus.get('curate step', float('nan')):.2f} (cpu ratio "
+              f"{cpus['rensa + verify'] / cpus.get('curate step', float('nan')):.2f}); curate build "
+              f"{cpus['curate build (CLI)']:.2f} for the whole process, start-up and imports included")
     print(f"\nf1 curate={cli_f1:.3f} best_peer={best_f1:.3f}")
     print(f"speedup_vs_rensa_verified={rensa_s / cli_s:.2f}")
 

@@ -114,7 +114,7 @@ def main() -> None:
     wanted = [] if args.no_torch_row else ["torch"]
     wanted += ["onnx", "onnx-int8"]
     try:
-        static_cached = (E.cache_dir() / E._model_key(Path(path)) / "static" / "meta.json").is_file()
+        static_cached = (E.cache_dir() / E._model_key(Path(path), "static-v1") / "static" / "meta.json").is_file()
     except Exception:
         static_cached = False
     if args.static or static_cached:

@@ -45,7 +45,7 @@ from curate.errors import CurateError, DataError
 from curate.io import canonical_json, mask_obj, sweep_temp_files
 from curate.runs import (link_or_copy, new_run_dir, only_description, point_latest, resolve_only,
                          step_labels, write_rejects)
-from curate.step import Step, StepContext, StepResult
+from curate.step import Step, StepContext
 from curate.runresult import (LIBRARIES, RunResult, StepReport, check_accounting,  # noqa: F401
                               library_versions)
 from curate.yamlfile import key_path, line_for

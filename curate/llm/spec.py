@@ -33,7 +33,7 @@ class TransformersLLM(_LLMBase):
     backend: Literal["transformers"] = Field(default="transformers", description="Generation backend.")
     device: str | None = Field(default=None, description="cpu, cuda, cuda:1 ... (default: cuda if available).")
     dtype: str | None = Field(default=None, description="bfloat16, float32, ... (default: bf16 on CUDA).")
-    batch_tokens: int = Field(default=16384, ge=64, description="Padded-token budget per batch.")
+    batch_tokens: int = Field(default=16384, ge=64, description="Token budget of a batch: with continuous batching (the default packing) the KV cache holds at most this many tokens (slots x longest prompt+budget); with fixed batches, padded tokens per batch.")
     max_batch_size: int = Field(default=256, ge=1, description="Most prompts per batch.")
 
 

@@ -22,7 +22,7 @@ class LLMOptions(StepConfig):
     temperature: float = Field(default=0.7, ge=0.0, le=5.0, description="Sampling temperature (0 = greedy).")
     top_p: float = Field(default=0.95, gt=0.0, le=1.0, description="Nucleus sampling mass.")
     seed: int | None = Field(default=None, description="Sampling seed (default: the pipeline seed).")
-    batch_tokens: int = Field(default=16384, ge=64, description="transformers: padded-token budget per batch.")
+    batch_tokens: int = Field(default=16384, ge=64, description="transformers: token budget of a batch: with continuous batching (the default packing) the KV cache holds at most this many tokens (slots x longest prompt+budget); with fixed batches, padded tokens per batch.")
     max_batch_size: int = Field(default=256, ge=1, description="transformers: most prompts per batch.")
     concurrency: int = Field(default=8, ge=1, le=512, description="http: parallel requests.")
     timeout: float = Field(default=120.0, gt=0, description="http: seconds per request.")

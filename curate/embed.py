@@ -16,10 +16,13 @@ Backends (``embed(..., backend=...)``, or the ``CURATE_EMBED_BACKEND`` environme
 * ``static`` — a static (bag-of-token-vectors) model distilled from the same model with
   model2vec's ``distill``; one-time distillation takes minutes on a laptop CPU; encoding is
   hundreds of times faster than the network but paraphrase quality drops (see bench/embed.py).
-* ``auto`` (default) — torch on a GPU; else ``onnx-int8`` when ONNX Runtime is installed (extra
-  ``[fast-embed]``), the model is a plain Transformer → Pooling (→ Normalize) pipeline and the
-  measured int8 drift is small (mean cosine ≥ :data:`INT8_MIN_MEAN_COSINE`, minimum ≥
-  :data:`INT8_MIN_COSINE`); ``onnx`` when the drift is larger; torch otherwise.
+* ``auto`` (default) — torch on a GPU; else ``onnx`` when ONNX Runtime is installed (extra
+  ``[fast-embed]``) and the model is a plain Transformer → Pooling (→ Normalize) pipeline; torch
+  otherwise. Not int8: dynamic quantisation scales activations per batch, so an int8 vector
+  depends (cosine ~0.997) on which texts share its batch, and the steps that re-embed a text to
+  check a recorded similarity (SMOTE's honesty check) need a text's vector to be its own. The
+  int8 drift recorded at export is what ``onnx-int8`` users can read; :func:`int8_ok` applies
+  the :data:`INT8_MIN_MEAN_COSINE` rule.
 
 Exported models are cached on disk (``$CURATE_CACHE_DIR/embed`` or ``~/.cache/curate/embed``),
 keyed by model and backend, so the export happens once; everything runs with
@@ -54,7 +57,7 @@ CACHE_ENV = "CURATE_CACHE_DIR"
 #: Bumped when the export recipe changes (fusions, quantisation settings): a new cache key.
 EXPORT_VERSION = 4
 
-#: int8 is used by ``auto`` only when its vectors stay this close (cosine) to the fp32 ones.
+#: int8 counts as close (:func:`int8_ok`) when its vectors stay this close (cosine) to fp32.
 INT8_MIN_MEAN_COSINE = 0.99
 INT8_MIN_COSINE = 0.9
 
@@ -491,9 +494,6 @@ def load_encoder(model: str | None = None, device: str | None = None, backend: s
             spec = None
         if spec is None:
             return TorchEncoder(model, device)
-        folder, path, spec, meta = exported_model(model, "onnx-int8")
-        if int8_ok(meta):
-            return OnnxEncoder(folder, path, spec, "onnx-int8", meta)
         folder, path, spec, meta = exported_model(model, "onnx")
         return OnnxEncoder(folder, path, spec, "onnx", meta)
     if backend == "torch":

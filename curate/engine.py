@@ -308,6 +308,7 @@ class Engine:
             written += [sink.path(f["path"]) for f in files]
             st.manifest["outputs"].append({"name": sink.name, "config": sink.raw_config,
                                            "rows": rep.rows_in, "cached": rep.cached, "files": files,
+                                           "seconds": round(rep.seconds, 3),
                                            "stats": rep.extra, "warnings": rep.warnings})
         return written
 
@@ -555,10 +556,10 @@ class Engine:
         update(scope_df.height)
         kept = res.kept if res.kept.width else scope_df.clear()
         rejected = res.rejected if res.rejected.width else pl.DataFrame()
-        created = check_accounting(step.name, scope_df, kept, rejected)
+        pos = _kept_rows(data, kept) if passthrough is None or not passthrough.height else None
+        created = check_accounting(step.name, scope_df, kept, rejected, kept_pos=pos)
         stats = step.merge_stats([res.stats])
         del res
-        pos = _kept_rows(data, kept) if passthrough is None or not passthrough.height else None
         if pos is not None:
             _take(kw, table, pos, digests)
         else:
@@ -685,7 +686,9 @@ def _kept_rows(data: pl.DataFrame, kept: pl.DataFrame) -> np.ndarray | None:
     columns and values, same order); else None. Compared one column at a time."""
     if not kept.height or kept.schema != data.schema or R.ID not in kept.columns:
         return None
-    pos = np.flatnonzero(data[R.ID].is_in(kept[R.ID].implode()).to_numpy())
+    # candidates by 64-bit hashes of the ids (a collision only adds a position: then None);
+    # the comparison below checks every column, ids included, exactly
+    pos = np.flatnonzero(data[R.ID].hash().is_in(kept[R.ID].hash().implode()).to_numpy())
     if len(pos) != kept.height:
         return None
     idx = pl.Series(pos, dtype=pl.UInt32)

@@ -6,6 +6,7 @@ user's fields. Rejected rows additionally carry ``step`` and ``reason`` (and opt
 """
 from __future__ import annotations
 
+import io
 from typing import Iterable
 
 import polars as pl
@@ -45,11 +46,13 @@ def content_hashes(df: pl.DataFrame, columns: Iterable[str] | None = None) -> pl
     cols = sorted(columns if columns is not None else content_columns(df))
     if not cols:
         return pl.Series(ID, ["0" * 16] * df.height, dtype=pl.String)
-    # One NDJSON line per row: a stable, type-aware serialisation done in Rust.
-    # split on "\n" only: str.splitlines also breaks at U+0085, U+2028, ... which JSON leaves raw
-    lines = df.select(cols).write_ndjson().split("\n")[:-1] if df.height else []
-    return pl.Series(ID, [xxhash.xxh3_64_hexdigest(b) for b in (ln.encode() for ln in lines)],
-                     dtype=pl.String)
+    # One NDJSON line per row: a stable, type-aware serialisation done in Rust, hashed as the
+    # UTF-8 bytes polars wrote (no round trip through Python strings).
+    # split on b"\n" only: JSON escapes newlines in values, and leaves U+0085, U+2028 ... raw
+    buf = io.BytesIO()
+    df.select(cols).write_ndjson(buf)
+    lines = buf.getbuffer().tobytes().split(b"\n")[:-1] if df.height else []
+    return pl.Series(ID, list(map(xxhash.xxh3_64_hexdigest, lines)), dtype=pl.String)
 
 
 def with_ids(df: pl.DataFrame) -> pl.DataFrame:

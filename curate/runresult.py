@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import polars as pl
 
 from curate import records as R
@@ -113,16 +114,23 @@ class RunResult:
 
 
 def check_accounting(step: str, df_in: pl.DataFrame, kept: pl.DataFrame,
-                     rejected: pl.DataFrame) -> int:
-    """Every input id must leave exactly once (kept or rejected); returns rows created."""
-    parts = [f.select(pl.col(R.ID).cast(pl.String)) for f in (kept, rejected) if f.height]
-    out_ids = pl.concat(parts) if parts else pl.DataFrame({R.ID: []}, schema={R.ID: pl.String})
+                     rejected: pl.DataFrame, kept_pos: np.ndarray | None = None) -> int:
+    """Every input id must leave exactly once (kept or rejected); returns rows created.
+
+    ``kept_pos``: the positions in ``df_in`` of the kept rows, when the engine found ``kept`` to
+    be ``df_in`` with rows removed (see ``engine._kept_rows``). Then, when the input ids are
+    distinct, the check is that the rejected ids are exactly the input ids at the other
+    positions: a sort of the (usually few) rejected ids instead of joins over every id."""
     for f, what in ((kept, "kept"), (rejected, "rejected")):
         if f.height and R.ID not in f.columns:
             raise StepError(f"step {step}: {what} rows have no `id` column")
     if rejected.height:
         if R.REASON not in rejected.columns or rejected[R.REASON].null_count():
             raise StepError(f"step {step}: rejected rows must all carry a `reason`")
+    if kept_pos is not None and _only_removed(df_in, rejected, kept_pos):
+        return 0
+    parts = [f.select(pl.col(R.ID).cast(pl.String)) for f in (kept, rejected) if f.height]
+    out_ids = pl.concat(parts) if parts else pl.DataFrame({R.ID: []}, schema={R.ID: pl.String})
     dup = out_ids.filter(pl.col(R.ID).is_duplicated())
     if dup.height:
         raise StepError(f"step {step}: accounting broken: id {dup[R.ID][0]!r} leaves the step "
@@ -135,3 +143,19 @@ def check_accounting(step: str, df_in: pl.DataFrame, kept: pl.DataFrame,
     created = out_ids.height - in_ids.height
     assert df_in.height + created == kept.height + rejected.height
     return created
+
+
+def _only_removed(df_in: pl.DataFrame, rejected: pl.DataFrame, kept_pos: np.ndarray) -> bool:
+    """True when the input ids are distinct (their 64-bit hashes are) and the rejected ids are
+    exactly those not at ``kept_pos``; False sends the caller to the full check."""
+    ids = df_in[R.ID]
+    if ids.null_count() or ids.hash().n_unique() != ids.len():
+        return False
+    rest = np.ones(df_in.height, dtype=bool)
+    rest[kept_pos] = False
+    left = ids.cast(pl.String).filter(pl.Series(rest))
+    if left.len() != rejected.height:
+        return False
+    if not rejected.height:
+        return True
+    return left.sort().equals(rejected[R.ID].cast(pl.String).sort().alias(left.name))

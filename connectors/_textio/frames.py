@@ -68,21 +68,19 @@ def records_frame(rows: list[dict[str, Any]]) -> pl.DataFrame:
     """
     if not rows:
         return pl.DataFrame()
-    present: dict[str, int] = {}
-    for r in rows:
-        for k, v in r.items():
-            if v is not None:
-                present[k] = present.get(k, 0) + 1
     df: pl.DataFrame | None
     try:
         df = pl.DataFrame(rows, infer_schema_length=None, strict=False)
     except Exception:  # noqa: BLE001 - polars raises several kinds for unmixable values
         df = None
-    if df is not None:
-        bad = [c for c in df.columns if _unstorable(df.schema[c])
-               or df.height - df[c].null_count() != present.get(c, 0)]
-        if not bad:
+    present = None
+    if df is not None and not any(_unstorable(t) for t in df.dtypes):
+        if not df.width or not any(df.null_count().row(0)):   # no nulls: nothing was lost
             return df
+        present = _present(rows)
+        if all(df.height - df[c].null_count() == present.get(c, 0) for c in df.columns):
+            return df
+    present = _present(rows) if present is None else present
     cols = []
     keys = dict.fromkeys(k for r in rows for k in r)
     for k in keys:
@@ -96,6 +94,16 @@ def records_frame(rows: list[dict[str, Any]]) -> pl.DataFrame:
                                 for v in vals], dtype=pl.String)
         cols.append(col)
     return pl.DataFrame(cols)
+
+
+def _present(rows: list[dict[str, Any]]) -> dict[str, int]:
+    """How many rows hold a non-null value for each key."""
+    present: dict[str, int] = {}
+    for r in rows:
+        for k, v in r.items():
+            if v is not None:
+                present[k] = present.get(k, 0) + 1
+    return present
 
 
 _WIDE_INTS = tuple(t for t in (getattr(pl, "Int128", None), getattr(pl, "UInt128", None)) if t is not None)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import polars as pl
 
 _LAYOUT = dict(template="plotly_white", height=340, margin=dict(l=50, r=20, t=50, b=40),
@@ -41,14 +42,23 @@ def label_distribution(before: dict[str, int], after: dict[str, int], title: str
     return fig
 
 
-def histograms(series: dict[str, list[float]], title: str, xaxis: str):
-    """Overlaid histograms (e.g. words per row at input and at the end)."""
+def histograms(series: dict[str, Any], title: str, xaxis: str, bins: int = 40):
+    """Overlaid histograms (e.g. words per row at input and at the end): binned here (numpy, the
+    same bins for every series), so the page holds 40 counts per series, not every value."""
     go = _go()
-    series = {k: v for k, v in series.items() if v}
-    if not series:
+    data = {k: np.asarray(v, dtype=float) for k, v in series.items() if v is not None and len(v)}
+    data = {k: v[np.isfinite(v)] for k, v in data.items()}
+    data = {k: v for k, v in data.items() if len(v)}
+    if not data:
         return None
-    fig = go.Figure([go.Histogram(name=k, x=v, opacity=0.6, nbinsx=40) for k, v in series.items()])
-    fig.update_layout(title=title, barmode="overlay", xaxis_title=xaxis, yaxis_title="rows", **_LAYOUT)
+    lo = min(float(v.min()) for v in data.values())
+    hi = max(float(v.max()) for v in data.values())
+    edges = np.linspace(lo, hi if hi > lo else lo + 1, bins + 1)
+    mids, width = (edges[:-1] + edges[1:]) / 2, float(edges[1] - edges[0])
+    fig = go.Figure([go.Bar(name=k, x=mids, y=np.histogram(v, edges)[0], width=width, opacity=0.6)
+                     for k, v in data.items()])
+    fig.update_layout(title=title, barmode="overlay", bargap=0, xaxis_title=xaxis, yaxis_title="rows",
+                      **_LAYOUT)
     return fig
 
 
@@ -76,12 +86,15 @@ def timings(names: list[str], seconds: list[float]):
     return fig
 
 
-def word_counts(df: pl.DataFrame | None, column: str | None, limit: int = 200_000) -> list[int]:
+def word_counts(df: pl.DataFrame | None, column: str | None, limit: int = 200_000) -> np.ndarray:
     """Words per row of ``column`` (vectorised; at most ``limit`` rows)."""
     if df is None or column is None or column not in df.columns or df.height == 0:
-        return []
-    s = df.head(limit).select(pl.col(column).cast(pl.String).str.count_matches(r"\S+").alias("n"))["n"]
-    return s.drop_nulls().to_list()
+        return np.empty(0, dtype=np.int64)
+    # words = runs of whitespace inside the stripped text + 1 (3x faster than counting \S+)
+    text = pl.col(column).cast(pl.String).str.strip_chars()
+    n = pl.when(text == "").then(0).otherwise(text.str.count_matches(r"\s+") + 1)
+    s = df.head(limit).select(n.alias("n"))["n"]
+    return s.drop_nulls().to_numpy()
 
 
 def token_counts(df: pl.DataFrame | None, column: str | None, tokenizer: str | None,

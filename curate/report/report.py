@@ -21,6 +21,7 @@ TEXT_COLUMNS = ("text", "prompt", "instruction", "input", "question", "body")
 SAMPLE_ROWS = 5
 REJECT_SAMPLES = 3
 PAIR_SAMPLES = 8
+LENGTH_SAMPLE = 20_000     # rows of each table the length histograms are drawn from
 
 CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0;color:#1d2433;background:#f6f7f9}
@@ -153,15 +154,18 @@ class Report:
                 body += self.fig(F.label_distribution(st["before"], st["after"],
                                                       f"Labels before/after {e['index'] + 1}. {e['name']}"))
         if not body:
-            before, after = self.run.input_table(), self.run.final_table()
+            before, after = self.run.input_table(limit=0), self.run.final_table(limit=0)    # columns
             if before is not None and after is not None and "label" in before.columns and "label" in after.columns:
+                before, after = self.run.input_table(["label"]), self.run.final_table(["label"])
                 def counts(df):
                     return {str(k): n for k, n in df["label"].cast(pl.String).value_counts().rows()}
                 body = self.fig(F.label_distribution(counts(before), counts(after), "Labels: input vs final"))
         self.add("labels", "Label distribution", body)
 
     def lengths(self) -> None:
-        before, after = self.run.input_table(), self.run.final_table()
+        # a sample of each table (its first rows; the input's in the first step's kept/rejected
+        # proportions): the histograms' shapes without reading whole tables
+        before, after = self.run.input_table(limit=LENGTH_SAMPLE), self.run.final_table(limit=LENGTH_SAMPLE)
         col = text_column(after) or text_column(before)
         body = self.fig(F.histograms({"input": F.word_counts(before, col), "final": F.word_counts(after, col)},
                                      f"Words per row ({col})", "words"))
@@ -193,17 +197,15 @@ class Report:
         body = self.fig(F.histograms({"cluster size": [n + 1 for n in sizes]},
                                      "Duplicate clusters (kept row + its duplicates)", "rows in cluster"))
         col = text_column(dup)
-        kept_text: dict[str, Any] = {}
-        for s in self.run.steps:
-            if s.name in set(dup[R.STEP].to_list()) and col:
-                k = s.kept([R.ID, col])
-                inp = R.concat([k, s.rejected([R.ID, col])]) if k is not None else None
-                if inp is not None:
-                    sel = inp.filter(pl.col(R.ID).is_in(dup["duplicate_of"].unique().to_list()))
-                    kept_text.update(dict(zip(sel[R.ID].to_list(), sel[col].to_list())))
         sample = dup.sort("similarity", descending=False, nulls_last=True) if "similarity" in dup.columns else dup
+        sample = sample.head(PAIR_SAMPLES)
+        kept_text: dict[str, Any] = {}
+        wanted = sample["duplicate_of"].cast(pl.String).unique().to_list()   # only the pairs shown
+        for s in self.run.steps:
+            if s.name in set(sample[R.STEP].to_list()) and col:
+                kept_text.update(s.texts(wanted, col))
         pairs = []
-        for r in sample.head(PAIR_SAMPLES).iter_rows(named=True):
+        for r in sample.iter_rows(named=True):
             sim = r.get("similarity")
             pairs.append(f'<div class="pair-row"><p class="muted">{esc(r.get(R.REASON))} · similarity '
                          f'{"" if sim is None else f"{sim:.3f}"} · {esc(r.get(R.ID))} duplicate of '
@@ -219,8 +221,9 @@ class Report:
             if isinstance(checks, dict) and checks:
                 rates = {k: v.get("acceptance_rate") or 0.0 for k, v in checks.items() if isinstance(v, dict)}
                 body += self.fig(F.bars(rates, f"Acceptance per check ({e['name']})", "accepted", percent=True))
-        final = self.run.final_table()
+        final = self.run.final_table(limit=0)          # its columns
         if final is not None and "margin" in final.columns:
+            final = self.run.final_table(["margin"])
             body += self.fig(F.histograms({"margin": final["margin"].drop_nulls().to_list()},
                                           "DPO margin (chosen − rejected score)", "margin"))
         self.add("verification", "Verification and preferences", body)

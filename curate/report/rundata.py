@@ -44,17 +44,47 @@ class StepData:
     entry: dict[str, Any]
     dir: Path | None
 
-    def kept(self, columns: list[str] | None = None) -> pl.DataFrame | None:
-        return _read(self.dir, "kept", columns) if self.dir else None
+    def kept(self, columns: list[str] | None = None, limit: int | None = None) -> pl.DataFrame | None:
+        return _read(self.dir, "kept", columns, limit) if self.dir else None
 
-    def rejected(self, columns: list[str] | None = None) -> pl.DataFrame | None:
-        return _read(self.dir, "rejected", columns) if self.dir else None
+    def rejected(self, columns: list[str] | None = None, limit: int | None = None) -> pl.DataFrame | None:
+        return _read(self.dir, "rejected", columns, limit) if self.dir else None
+
+    def texts(self, ids: list[str], column: str) -> dict[str, Any]:
+        """``column`` of the rows (kept or rejected here) whose id is in ``ids``, read part by
+        part (only the id and that column)."""
+        from curate.cache import entry_table
+        out: dict[str, Any] = {}
+        for kind in ("kept", "rejected"):
+            t = entry_table(self.dir, kind) if self.dir else None
+            if t is None or column not in t.schema():
+                continue
+            for f in t.iter_frames([R.ID, column]):
+                sel = f.filter(pl.col(R.ID).is_in(ids))
+                out.update(zip(sel[R.ID].to_list(), sel[column].to_list()))
+        return out
 
 
-def _read(entry: Path, kind: str, columns: list[str] | None) -> pl.DataFrame | None:
-    """A cache entry's kept/rejected table (Parquet parts; see curate.cache), or None."""
-    from curate.cache import read_entry
-    return read_entry(entry, kind, columns)
+def _read(entry: Path, kind: str, columns: list[str] | None,
+          limit: int | None = None) -> pl.DataFrame | None:
+    """A cache entry's kept/rejected table (Parquet parts; see curate.cache), or None; only its
+    first ``limit`` rows when given (parts read until there are enough; 0: the columns only)."""
+    from curate.cache import entry_table, read_entry
+    if limit is None:
+        return read_entry(entry, kind, columns)
+    t = entry_table(entry, kind)
+    if t is None:
+        return None
+    if columns is not None:
+        have = set(t.schema())
+        columns = [c for c in columns if c in have]
+    frames, n = [], 0
+    for seg in t.segments:
+        frames.append(t.read_segment(seg, columns, limit=limit - n))
+        n += frames[-1].height
+        if n >= limit:
+            break
+    return R.concat(frames) if len(frames) > 1 else frames[0] if frames else pl.DataFrame()
 
 
 @dataclass
@@ -91,38 +121,56 @@ class RunData:
             return pl.read_parquet(path)
         return pl.read_ndjson(path, infer_schema_length=None)
 
-    def source_table(self) -> pl.DataFrame | None:
-        """Rows as read from the sources (their cached tables), or None when not cached."""
+    def source_table(self, columns: list[str] | None = None,
+                     limit: int | None = None) -> pl.DataFrame | None:
+        """Rows as read from the sources (their cached tables), or None when not cached; only
+        ``columns`` and the first ``limit`` rows of each source when given."""
         frames = []
         for s in self.manifest.get("sources", []):
             if not s.get("fingerprint"):
                 return None
-            from curate.cache import read_entry
-            df = read_entry(self.cache_root / f"source-{s['name']}-{s['fingerprint']}")
+            df = _read(self.cache_root / f"source-{s['name']}-{s['fingerprint']}", "kept", columns, limit)
             if df is None:
                 return None
             frames.append(df)
-        return R.concat(frames) if frames else None
+        if not frames:
+            return None
+        both = R.concat(frames)
+        return both.head(limit) if limit is not None else both
 
-    def input_table(self) -> pl.DataFrame | None:
-        """The table the first step saw: its kept + rejected rows, less rows it created (parent_id)."""
+    def input_table(self, columns: list[str] | None = None,
+                    limit: int | None = None) -> pl.DataFrame | None:
+        """The table the first step saw: its kept + rejected rows, less rows it created (parent_id).
+        Only ``columns`` when given; with ``limit``, a sample of about that many rows: the first
+        kept and the first rejected rows, in the step's proportions."""
         if not self.steps:
-            return self.final_table()
+            return self.final_table(columns, limit)
         first = self.steps[0]
-        kept, rej = first.kept(), first.rejected()
+        cols = None if columns is None else list(dict.fromkeys([*columns, "parent_id"]))
+        k_lim = r_lim = None
+        if limit is not None:
+            k, r = first.entry.get("rows_out") or 0, first.entry.get("rows_rejected") or 0
+            r_lim = limit * r // (k + r) if k + r else 0
+            k_lim = limit - r_lim
+        kept = first.kept(cols, k_lim)
         if kept is None:
-            return self.source_table()
+            return self.source_table(columns, limit)
+        rej = first.rejected(cols, r_lim) if r_lim != 0 else None
         both = R.concat([kept, rej.drop([c for c in R.REJECT_COLUMNS if c in rej.columns])
                          if rej is not None else None])
-        src = self.source_table()
-        if "parent_id" in both.columns and (src is None or "parent_id" not in src.columns):
-            both = both.filter(pl.col("parent_id").is_null())     # rows the first step created
+        if "parent_id" in both.columns:
+            src = self.source_table(limit=0)            # its columns only
+            if src is None or "parent_id" not in src.columns:
+                both = both.filter(pl.col("parent_id").is_null())     # rows the first step created
+        if columns is not None:
+            both = both.select([c for c in columns if c in both.columns])
         return both
 
-    def final_table(self) -> pl.DataFrame | None:
-        """The table after the last step that finished."""
+    def final_table(self, columns: list[str] | None = None,
+                    limit: int | None = None) -> pl.DataFrame | None:
+        """The table after the last step that finished (``columns``, first ``limit`` rows)."""
         for s in reversed(self.steps):
-            k = s.kept()
+            k = s.kept(columns, limit)
             if k is not None:
                 return k
-        return self.source_table()
+        return self.source_table(columns, limit)

@@ -747,8 +747,8 @@ class _Repeats:
         if len(fresh):
             self.runs.append(fresh)
             while len(self.runs) > 1 and len(self.runs[-2]) <= 2 * len(self.runs[-1]):
-                last = self.runs.pop()
-                self.runs[-1] = np.union1d(self.runs[-1], last)
+                last = self.runs.pop()      # disjoint sorted runs: timsort merges them in one pass
+                self.runs[-1] = np.sort(np.concatenate((self.runs[-1], last)), kind="stable")
         k = local_k + prior_u[inv]
         if not k.any():
             return base.alias(R.ID)

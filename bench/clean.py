@@ -104,9 +104,8 @@ def same_rules_peer():
     configuration) written per row with Python ``re``, ftfy, unicodedata and collections, the
     way a careful hand-written cleaner does them: regexes compiled once, ftfy only on rows with
     mojibake markers, each check returning early."""
-    from collections import Counter
-
     from curate.steps.clean import _text as T
+    from curate.steps.quality import _reference as reference
     from curate.steps.clean._repetition import DEFAULT_BOILERPLATE, RepetitionConfig
 
     fix = T._ftfy_fixer()
@@ -120,52 +119,16 @@ def same_rules_peer():
     token = re.compile(r"\S+")
     line = re.compile(r"(?m)^.*\S.*$")
     boiler = re.compile("(?im)^.*(?:" + "|".join(f"(?:{x})" for x in DEFAULT_BOILERPLATE) + ").*$")
-    word = re.compile(r"\w+")
-    para_split = re.compile(r"\n{2,}")
     rc = RepetitionConfig()
-    top_n, dup_n = sorted(rc.top_n_grams.items()), sorted(rc.dup_n_grams.items())
 
     def r(x: float, d: int) -> float:              # polars' round: half to even on x * 10^d
         return round(x * 10 ** d) / 10 ** d
 
-    def dups(elems: list[str]) -> tuple[int, int]:
-        seen, n, chars = set(), 0, 0
-        for e in elems:
-            if e in seen:
-                n, chars = n + 1, chars + len(e)
-            seen.add(e)
-        return n, chars
+    rule_thresholds = {k: getattr(rc, k) for k in
+                       ("dup_para_frac", "dup_para_char_frac", "dup_line_frac", "dup_line_char_frac")}
 
-    def repetition(text: str) -> tuple[str, float] | None:
-        L = len(text)
-        paras = [p for p in para_split.split(text.strip()) if p]
-        d, c = dups(paras)
-        checks = [("dup_para_frac", d / len(paras) if paras else 0.0, rc.dup_para_frac),
-                  ("dup_para_char_frac", c / L, rc.dup_para_char_frac)]
-        lines = [x for x in text.split("\n") if x]
-        d, c = dups(lines)
-        checks += [("dup_line_frac", d / len(lines) if lines else 0.0, rc.dup_line_frac),
-                   ("dup_line_char_frac", c / L, rc.dup_line_char_frac)]
-        for name, v, thr in checks:
-            if v > thr:
-                return name, v, thr
-        words = word.findall(text)
-        for n, thr in top_n:
-            grams = Counter(" ".join(words[i:i + n]) for i in range(len(words) - n + 1))
-            best = max((len(g) * k for g, k in grams.items() if k >= 2), default=0)
-            if best / L > thr:
-                return f"top_{n}_gram", best / L, thr
-        for n, thr in dup_n:
-            seen, covered = set(), set()
-            for i in range(len(words) - n + 1):
-                g = tuple(words[i:i + n])
-                if g in seen:
-                    covered.update(range(i, i + n))
-                seen.add(g)
-            v = sum(len(words[i]) for i in covered) / L
-            if v > thr:
-                return f"dup_{n}_gram", v, thr
-        return None
+    def repetition(text: str) -> tuple[str, float, float] | None:
+        return reference.repetition(text, rc.top_n_grams, rc.dup_n_grams, rule_thresholds)
 
     def clean_row(t: str | None) -> tuple[str | None, str | None, str | None]:
         if t is None:

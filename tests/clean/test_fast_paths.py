@@ -7,13 +7,13 @@ from __future__ import annotations
 import json
 import random
 import re
-from collections import Counter
 
 import polars as pl
 import pytest
 
 from curate.steps.clean import _pii as P
 from curate.steps.clean import _text as T
+from curate.steps.quality import _reference as ref
 from curate.steps.clean._repetition import (DEFAULT_BOILERPLATE, RepetitionConfig,
                                             repetition_fractions)
 
@@ -85,21 +85,12 @@ def ngram_reference(text: str, top: set[int], dup: set[int], min_words: int) -> 
     """Top / duplicated n-gram character fractions for any n, per row in plain Python."""
     L = len(text)
     words = re.findall(r"\w+", text)
-    out = {}
     small = len(words) < min_words
+    out = {}
     for n in top:
-        grams = Counter(" ".join(words[i:i + n]) for i in range(len(words) - n + 1))
-        best = 0 if small else max((len(g) * k for g, k in grams.items() if k >= 2), default=0)
-        out[f"top_{n}_gram"] = best / L if L else 0.0
+        out[f"top_{n}_gram"] = (0 if small else ref.top_ngram_chars(words, n)) / L if L else 0.0
     for n in dup:
-        seen, covered = set(), set()
-        for i in range(len(words) - n + 1):
-            g = tuple(words[i:i + n])
-            if g in seen:
-                covered.update(range(i, i + n))
-            seen.add(g)
-        v = 0 if small else sum(len(words[i]) for i in covered)
-        out[f"dup_{n}_gram"] = v / L if L else 0.0
+        out[f"dup_{n}_gram"] = (0 if small else ref.dup_ngram_chars(words, n)) / L if L else 0.0
     return out
 
 

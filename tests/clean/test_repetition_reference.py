@@ -2,21 +2,12 @@
 from __future__ import annotations
 
 import re
-from collections import Counter
 
 import polars as pl
 import pytest
 
 from curate.steps.clean._repetition import RepetitionConfig, repetition_fractions
-
-
-def _dups(elems: list[str]) -> tuple[int, int]:
-    seen, n, chars = set(), 0, 0
-    for e in elems:
-        if e in seen:
-            n, chars = n + 1, chars + len(e)
-        seen.add(e)
-    return n, chars
+from curate.steps.quality import _reference as ref
 
 
 def reference(text: str) -> dict[str, float]:
@@ -24,26 +15,12 @@ def reference(text: str) -> dict[str, float]:
     two documented differences: top n-grams must repeat; duplicate n-gram characters are the
     union of words covered by repeated occurrences)."""
     L = len(text)
-    out = {}
-    paras = [p for p in re.split(r"\n{2,}", text.strip()) if p]
-    d, c = _dups(paras)
-    out["dup_para_frac"], out["dup_para_char_frac"] = (d / len(paras) if paras else 0.0), (c / L if L else 0.0)
-    lines = [x for x in text.split("\n") if x]
-    d, c = _dups(lines)
-    out["dup_line_frac"], out["dup_line_char_frac"] = (d / len(lines) if lines else 0.0), (c / L if L else 0.0)
+    out = dict(ref.element_checks(text))
     words = re.findall(r"\w+", text)
     for n in (2, 3, 4):
-        grams = Counter(" ".join(words[i:i + n]) for i in range(len(words) - n + 1))
-        best = max((len(g) * k for g, k in grams.items() if k >= 2), default=0)
-        out[f"top_{n}_gram"] = best / L if L else 0.0
+        out[f"top_{n}_gram"] = ref.top_ngram_chars(words, n) / L if L else 0.0
     for n in range(5, 11):
-        seen, covered = set(), set()
-        for i in range(len(words) - n + 1):
-            g = tuple(words[i:i + n])
-            if g in seen:
-                covered.update(range(i, i + n))
-            seen.add(g)
-        out[f"dup_{n}_gram"] = sum(len(words[i]) for i in covered) / L if L else 0.0
+        out[f"dup_{n}_gram"] = ref.dup_ngram_chars(words, n) / L if L else 0.0
     return out
 
 

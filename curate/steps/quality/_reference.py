@@ -19,7 +19,8 @@ def _frac(hits: int, total: int) -> float:
     return hits / total if total else 0.0
 
 
-def _dups(elems: list[str]) -> tuple[int, int]:
+def dups(elems: list[str]) -> tuple[int, int]:
+    """How many elements repeat an earlier one, and their characters."""
     seen, n, chars = set(), 0, 0
     for e in elems:
         if e in seen:
@@ -28,33 +29,51 @@ def _dups(elems: list[str]) -> tuple[int, int]:
     return n, chars
 
 
-def repetition(text: str, top_n: dict[int, float], dup_n: dict[int, float], t: dict[str, float]) -> str | None:
-    """First Gopher repetition rule broken (clean's definitions), or None."""
+def top_ngram_chars(words: list[str], n: int) -> int:
+    """Characters of the most repeated n-gram times its count (0 when none repeats)."""
+    grams = Counter(" ".join(words[i:i + n]) for i in range(len(words) - n + 1))
+    return max((len(g) * k for g, k in grams.items() if k >= 2), default=0)
+
+
+def dup_ngram_chars(words: list[str], n: int) -> int:
+    """Characters of the words covered by n-grams that repeat an earlier occurrence."""
+    seen, covered = set(), set()
+    for i in range(len(words) - n + 1):
+        g = tuple(words[i:i + n])
+        if g in seen:
+            covered.update(range(i, i + n))
+        seen.add(g)
+    return sum(len(words[i]) for i in covered)
+
+
+def element_checks(text: str) -> list[tuple[str, float]]:
+    """Duplicate paragraph and line fractions (by count and by characters)."""
     L = len(text)
     paras = [p for p in re.split(r"\n{2,}", text.strip()) if p]
-    d, c = _dups(paras)
+    d, c = dups(paras)
     checks = [("dup_para_frac", _frac(d, len(paras))), ("dup_para_char_frac", _frac(c, L))]
     lines = [x for x in text.split("\n") if x]
-    d, c = _dups(lines)
-    checks += [("dup_line_frac", _frac(d, len(lines))), ("dup_line_char_frac", _frac(c, L))]
-    for name, v in checks:
+    d, c = dups(lines)
+    return checks + [("dup_line_frac", _frac(d, len(lines))), ("dup_line_char_frac", _frac(c, L))]
+
+
+def repetition(text: str, top_n: dict[int, float], dup_n: dict[int, float],
+               t: dict[str, float]) -> tuple[str, float, float] | None:
+    """First Gopher repetition rule broken (clean's definitions) as (rule, value, threshold), or
+    None. Cheap element checks first; n-grams are counted only when those pass."""
+    L = len(text)
+    for name, v in element_checks(text):
         if v > t[name]:
-            return name
+            return name, v, t[name]
     words = re.findall(r"\w+", text)
     for n, thr in sorted(top_n.items()):
-        grams = Counter(" ".join(words[i:i + n]) for i in range(len(words) - n + 1))
-        best = max((len(g) * k for g, k in grams.items() if k >= 2), default=0)
-        if _frac(best, L) > thr:
-            return f"top_{n}_gram"
+        v = _frac(top_ngram_chars(words, n), L)
+        if v > thr:
+            return f"top_{n}_gram", v, thr
     for n, thr in sorted(dup_n.items()):
-        seen, covered = set(), set()
-        for i in range(len(words) - n + 1):
-            g = tuple(words[i:i + n])
-            if g in seen:
-                covered.update(range(i, i + n))
-            seen.add(g)
-        if _frac(sum(len(words[i]) for i in covered), L) > thr:
-            return f"dup_{n}_gram"
+        v = _frac(dup_ngram_chars(words, n), L)
+        if v > thr:
+            return f"dup_{n}_gram", v, thr
     return None
 
 
@@ -99,5 +118,5 @@ def decide(text: str | None, thresholds: dict[str, Any] | None = None, language:
         r = repetition(text, rc.top_n_grams, rc.dup_n_grams,
                        {k: getattr(rc, k) for k in ("dup_para_frac", "dup_para_char_frac", "dup_line_frac", "dup_line_char_frac")})
         if r:
-            return r
+            return r[0]
     return None

@@ -1,5 +1,6 @@
 """Generation throughput on CPU where output lengths vary: curate's transformers backend
-(continuous batching) vs fixed batches through ``model.generate``.
+(continuous batching: greedy decoding runs on transformers' continuous-batching manager, sampling on
+curate's own decoding slots, an extra row) vs fixed batches through ``model.generate``.
 
 Same random-initialised Llama (fp32, SDPA), same prompts (token lengths log-uniform 10-500), greedy
 decoding. Each prompt has its own output length (log-uniform 4..--max-new): the EOS token is
@@ -10,9 +11,7 @@ meanwhile, exactly as with EOS.
 
 Peers (same timed region: token ids in, generated ids out):
   * fixed batches sorted by prompt length, swept over --sizes (the best one is the ratio's peer);
-  * fixed batches of 16 in arrival order (``pipeline(batch_size=16)``, distilabel) = "naive";
-  * transformers' own continuous batching (``generate_batch`` / ``ContinuousBatchingManager``
-    with per-request max_new_tokens), an extra row.
+  * fixed batches of 16 in arrival order (``pipeline(batch_size=16)``, distilabel) = "naive".
 Every method's text is checked against curate's (greedy, fp32: identical expected).
 
 Prints rows/s and tokens/s per method and, last, exactly:
@@ -77,36 +76,6 @@ def run_fixed(model, tok, prompts, budgets, k: int, sort: bool) -> list[list[int
     return out
 
 
-def run_hf_continuous(model, tok, prompts, budgets, max_rows: int) -> list[list[int]]:
-    """transformers' continuous batching manager, one request per prompt with its own budget."""
-    import torch
-    from transformers import GenerationConfig
-    from transformers.generation.configuration_utils import ContinuousBatchingConfig
-    page = 64
-    blocks = sum(-(-(len(p) + b) // page) for p, b in zip(prompts, budgets)) + 8
-    gc = GenerationConfig(max_new_tokens=max(budgets), do_sample=False, eos_token_id=-1, pad_token_id=tok.pad_token_id)
-    cfg = ContinuousBatchingConfig(page_size=page, num_blocks=blocks, max_batch_tokens=512,
-                                   max_requests_per_batch=max_rows)
-    out: list[list[int]] = [[] for _ in prompts]
-    with torch.inference_mode():
-        mgr = model.init_continuous_batching(generation_config=gc, continuous_batching_config=cfg)
-        mgr.start()
-        try:
-            for i, (p, b) in enumerate(zip(prompts, budgets)):
-                mgr.add_request(p, request_id=f"r{i}", max_new_tokens=b)
-            done = 0
-            while done < len(prompts):
-                res = mgr.get_result(timeout=1)
-                if res is not None and res.is_finished():
-                    out[int(res.request_id[1:])] = list(res.generated_tokens)
-                    done += 1
-                elif res is None and not mgr.is_running():
-                    raise RuntimeError("transformers' continuous batching thread stopped")
-        finally:
-            mgr.stop(block=True)
-    return out
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--small", action="store_true", help="fewer prompts (under 5 minutes on 2 busy cores)")
@@ -117,8 +86,7 @@ def main() -> None:
     ap.add_argument("--layers", type=int, default=4)
     ap.add_argument("--threads", type=int, default=1,
                     help="torch threads (1: the 2-core box is shared; the ratio is per core)")
-    ap.add_argument("--max-rows", type=int, default=64, help="curate's (and transformers CB's) live rows")
-    ap.add_argument("--no-hf-cb", action="store_true", help="skip transformers' continuous batching row")
+    ap.add_argument("--max-rows", type=int, default=64, help="curate's live rows")
     ap.add_argument("--seed", type=int, default=0)
     a = ap.parse_args()
     n = a.prompts or (48 if a.small else 256)
@@ -141,6 +109,8 @@ def main() -> None:
     model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32, attn_implementation="sdpa").eval()
     llm = TransformersLLM(BackendSpec(model=str(path), chat=False, batch_tokens=65536, max_batch_size=a.max_rows,
                                       device="cpu"), model=model, tokenizer=tok)
+    slots = TransformersLLM(BackendSpec(model=str(path), chat=False, batch_tokens=65536, max_batch_size=a.max_rows,
+                                        device="cpu", packing="slots"), model=model, tokenizer=tok)
     prompts, budgets = make_workload(n, len(tok), 8, max_new, a.seed)
     lens = [len(p) for p in prompts]
     total_new = sum(budgets)
@@ -150,8 +120,8 @@ def main() -> None:
           f"{min(budgets)}-{max(budgets)} (mean {total_new / n:.0f}, EOS ignored), greedy")
     assert llm.uses_continuous()
 
-    def curate_run() -> list[str]:
-        res = llm.generate_tokens(prompts, SamplingParams(temperature=0.0, ignore_eos=True), max_new_tokens=budgets)
+    def curate_run(backend=llm) -> list[str]:
+        res = backend.generate_tokens(prompts, SamplingParams(temperature=0.0, ignore_eos=True), max_new_tokens=budgets)
         assert [g[0].completion_tokens for g in res] == budgets
         return [g[0].text for g in res]
 
@@ -159,17 +129,14 @@ def main() -> None:
         assert [len(x) for x in ids] == budgets
         return [tok.decode(x, skip_special_tokens=True) for x in ids]
 
-    curate_run_small = llm.generate_tokens(prompts[:4], SamplingParams(temperature=0.0, ignore_eos=True),
-                                           max_new_tokens=[4] * 4)    # warm-up (allocator, kernels)
-    del curate_run_small
-    methods = {"curate (continuous batching)": curate_run}
+    for backend in (llm, slots):                                    # warm-up (allocator, kernels)
+        backend.generate_tokens(prompts[:4], SamplingParams(temperature=0.0, ignore_eos=True), max_new_tokens=[4] * 4)
+    methods = {"curate (continuous batching)": curate_run,
+               # curate's own decoding slots: what sampling runs on (per-request seeded generators)
+               "curate slots (packing: slots)": lambda: curate_run(slots)}
     for k in sizes:
         methods[f"fixed {k}, sorted by length"] = (lambda k=k: texts(run_fixed(model, tok, prompts, budgets, k, True)))
     methods["fixed 16, arrival order (naive)"] = lambda: texts(run_fixed(model, tok, prompts, budgets, 16, False))
-    if not a.no_hf_cb:
-        methods[f"transformers generate_batch CB ({a.max_rows} rows)"] = (
-            lambda: texts(run_hf_continuous(model, tok, prompts, budgets, a.max_rows)))
-
     secs: dict[str, float] = {}
     ref: list[str] | None = None
     for name, fn in methods.items():
@@ -184,9 +151,8 @@ def main() -> None:
     best_k = min(fixed, key=fixed.get)
     cur = secs["curate (continuous batching)"]
     print(f"best fixed batch size (sorted): {best_k}; curate max rows {a.max_rows}")
-    if not a.no_hf_cb:
-        hf = secs[f"transformers generate_batch CB ({a.max_rows} rows)"]
-        print(f"speedup_vs_transformers_cb={hf / cur:.2f}")
+    print(f"slots_vs_best_fixed_batches={fixed[best_k] / secs['curate slots (packing: slots)']:.2f} "
+          "(the path sampling takes)")
     print(f"speedup_vs_best_fixed_batches={fixed[best_k] / cur:.2f}")
     print(f"speedup_vs_naive={secs['fixed 16, arrival order (naive)'] / cur:.2f}")
 

@@ -337,3 +337,43 @@ def generate_continuous(model: Any, requests: Sequence[Request], opts: DecodeOpt
         slots.release([s for s, r, t in zip(live, rows, toks) if finished(r, t)])   # type: ignore[arg-type]
         slots.trim()
     return list(requests)
+
+
+def generate_transformers_cb(model: Any, requests: Sequence[Request], opts: DecodeOptions,
+                             page_size: int = 64, step_tokens: int = 512) -> None:
+    """Greedy continuous batching with transformers' own manager (paged KV cache, chunked
+    prefill of at most ``step_tokens`` tokens per forward): fills each request's ``tokens`` and
+    ``stopped`` like :func:`generate_continuous`. Greedy only: its sampling draws from one shared
+    RNG, so a request's text would depend on its batch company (the slots above keep one
+    generator per request). Raises when the model or transformers cannot run it; callers fall
+    back to :func:`generate_continuous`."""
+    from transformers import GenerationConfig
+    from transformers.generation.configuration_utils import ContinuousBatchingConfig
+    if opts.temperature > 0:
+        raise ValueError("transformers' continuous batching is used for greedy decoding only")
+    todo = [r for r in requests if r.max_new_tokens > 0]
+    if not todo:
+        return
+    blocks = sum(-(-(len(r.prompt) + r.max_new_tokens) // page_size) for r in todo) + 8
+    eos = sorted(opts.eos_ids) or [-1]
+    gc = GenerationConfig(max_new_tokens=max(r.max_new_tokens for r in todo), do_sample=False,
+                          eos_token_id=eos if len(eos) > 1 else eos[0], pad_token_id=opts.pad_id)
+    cfg = ContinuousBatchingConfig(page_size=page_size, num_blocks=blocks, max_batch_tokens=step_tokens,
+                                   max_requests_per_batch=opts.max_rows)
+    mgr = model.init_continuous_batching(generation_config=gc, continuous_batching_config=cfg)
+    mgr.start()
+    try:
+        for i, r in enumerate(todo):
+            mgr.add_request(r.prompt, request_id=f"r{i}", max_new_tokens=r.max_new_tokens)
+        done = 0
+        while done < len(todo):
+            res = mgr.get_result(timeout=1)
+            if res is not None and res.is_finished():
+                r = todo[int(res.request_id[1:])]
+                r.tokens = list(res.generated_tokens)[:r.max_new_tokens]
+                r.stopped = bool(r.tokens) and r.tokens[-1] in opts.eos_ids
+                done += 1
+            elif res is None and not mgr.is_running():
+                raise RuntimeError("transformers' continuous batching thread stopped")
+    finally:
+        mgr.stop(block=True)

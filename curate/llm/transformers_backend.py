@@ -2,10 +2,15 @@
 leave the batch and waiting prompts take their place, :mod:`curate.llm.continuous`), inference
 mode, bf16 + SDPA on CUDA, and fewer rows when CUDA runs out of memory.
 
+``packing: continuous`` (default): greedy decoding runs on transformers' own continuous-batching
+manager (paged cache, chunked prefill; the fastest here on CPU), sampling on curate's decoding slots
+(one seeded generator per request, so a text does not depend on its batch company); a model the
+manager cannot run falls back to the slots. ``packing: slots`` uses curate's slots for both.
 ``packing: min_cost`` / ``greedy`` (and models whose cache is not plain full attention) use fixed
 batches instead: prompts sorted by length, cut by a padded-token budget, left padded."""
 from __future__ import annotations
 
+import logging
 from typing import Any, Callable, Sequence
 
 from curate.llm.base import (
@@ -17,9 +22,12 @@ from curate.llm.base import (
     apply_stop,
 )
 from curate.llm.batching import pack_by_tokens, pack_min_cost, restore_order
-from curate.llm.continuous import DecodeOptions, Request, generate_continuous, supports_continuous
+from curate.llm.continuous import (DecodeOptions, Request, generate_continuous, generate_transformers_cb,
+                                   supports_continuous)
 from curate.registry import register_llm_backend
 from curate.extras import require
+
+log = logging.getLogger("curate.llm")
 
 #: Default per-decoding-step overhead in token units: small on CPUs (compute-bound, so padding
 #: matters most), large on GPUs (launch-bound, so bigger batches matter most).
@@ -63,6 +71,7 @@ class TransformersLLM(LLM):
         #: continuous batching: live rows at most (halved for good after an out-of-memory error)
         self.max_rows = spec.max_batch_size
         self._continuous: bool | None = None
+        self._cb_error: str | None = None      # why transformers' continuous batching cannot run here
 
     # ------------------------------------------------------------------ prompts
     def render(self, prompt: Prompt) -> str:
@@ -116,7 +125,7 @@ class TransformersLLM(LLM):
         """Whether generation runs with continuous batching (``packing: continuous`` and a model
         whose KV cache is plain full attention)."""
         if self._continuous is None:
-            self._continuous = self.spec.packing == "continuous" and supports_continuous(self.model)
+            self._continuous = self.spec.packing in ("continuous", "slots") and supports_continuous(self.model)
         return self._continuous
 
     def _generate_continuous(self, ids: list[list[int]], params: SamplingParams,
@@ -143,7 +152,9 @@ class TransformersLLM(LLM):
                                  batch_tokens=self.spec.batch_tokens, prefill_tokens=self.spec.batch_tokens)
             try:
                 with torch.inference_mode():
-                    generate_continuous(self.model, reqs, opts, on_step=step)
+                    if not (opts.temperature <= 0 and self.spec.packing == "continuous"
+                            and self._transformers_cb(reqs, opts)):
+                        generate_continuous(self.model, reqs, opts, on_step=step)
                 break
             except Exception as e:  # noqa: BLE001 - re-raised unless it is an OOM
                 if not is_oom(e) or self.max_rows == 1:
@@ -161,6 +172,25 @@ class TransformersLLM(LLM):
                 row.append(Generation(text, len(prompt_ids), len(toks), "stop" if (r.stopped or cut) else "length"))
             gens.append(row)
         return gens
+
+    def _transformers_cb(self, reqs: list[Request], opts: DecodeOptions) -> bool:
+        """Greedy decoding through transformers' continuous-batching manager (faster on CPU than
+        curate's slots: paged cache, chunked prefill); False, with the reason logged, when this
+        model or transformers version cannot run it (then curate's slots decode)."""
+        if self._cb_error is not None:
+            return False
+        try:
+            generate_transformers_cb(self.model, reqs, opts)
+            return True
+        except Exception as e:  # noqa: BLE001 - an OOM is re-raised for the backoff
+            if is_oom(e):
+                raise
+            self._cb_error = f"{type(e).__name__}: {e}"
+            log.info("transformers' continuous batching unavailable (%s); curate's decoding slots run",
+                     self._cb_error)
+            for r in reqs:
+                r.tokens, r.stopped = [], False
+            return False
 
     def plan(self, lengths: Sequence[int], new_tokens: int) -> list[list[int]]:
         """Batches (lists of prompt indices) for prompts of these token lengths."""

@@ -167,9 +167,11 @@ def _cb_llm(llm, **kw):
     return TransformersLLM(BackendSpec(model=llm.spec.model, chat=False, **kw), model=llm.model, tokenizer=llm.tokenizer)
 
 
-def test_continuous_greedy_equals_unbatched_with_per_prompt_budgets(llm):
+@pytest.mark.parametrize("packing", ["continuous", "slots"])
+def test_continuous_greedy_equals_unbatched_with_per_prompt_budgets(llm, packing):
+    """Both continuous paths: transformers' manager (greedy default) and curate's slots."""
     rng = random.Random(3)
-    cb = _cb_llm(llm, max_batch_size=4)
+    cb = _cb_llm(llm, max_batch_size=4, packing=packing)
     assert cb.uses_continuous()
     ids = [[rng.randrange(8, 300) for _ in range(rng.randint(1, 60))] for _ in range(11)]
     budgets = [rng.choice([1, 2, 5, 9, 17, 30]) for _ in ids]
@@ -178,6 +180,9 @@ def test_continuous_greedy_equals_unbatched_with_per_prompt_budgets(llm):
         want = _unbatched_greedy(llm.model, p, m)
         assert g[0].completion_tokens == m == len(want)
         assert g[0].text == llm.tokenizer.decode(want, skip_special_tokens=True)
+    if packing == "continuous":
+        assert cb._cb_error is None and not cb.batch_log      # transformers' manager decoded
+        return
     # rows left and new ones joined: never more than 4 live rows, and far fewer row-steps than
     # fixed batches of 4 that decode until their longest row is done
     decode = [n for n in cb.batch_log]
@@ -186,10 +191,11 @@ def test_continuous_greedy_equals_unbatched_with_per_prompt_budgets(llm):
     assert sum(decode) < fixed_row_steps
 
 
-def test_continuous_rows_stop_at_eos_like_unbatched_generate(llm):
+@pytest.mark.parametrize("packing", ["continuous", "slots"])
+def test_continuous_rows_stop_at_eos_like_unbatched_generate(llm, packing):
     """Make a token the greedy outputs do produce the EOS, so rows finish at different steps."""
     from collections import Counter
-    cb = _cb_llm(llm, max_batch_size=3)
+    cb = _cb_llm(llm, max_batch_size=3, packing=packing)
     ids = cb.encode(PROMPTS + ["Tell me a story", "abc def ghi", "x"])
     toks = [_unbatched_greedy(llm.model, p, 24) for p in ids]
     eos = Counter(t for row in toks for t in set(row[1:12])).most_common(1)[0][0]
@@ -222,7 +228,7 @@ def test_continuous_sampling_does_not_depend_on_batch_company(llm):
 
 def test_continuous_oom_halves_the_rows(llm):
     import torch
-    cb = _cb_llm(llm, max_batch_size=8)
+    cb = _cb_llm(llm, max_batch_size=8, packing="slots")
     params = SamplingParams(max_new_tokens=6, temperature=0.0)
     want = [g[0].text for g in cb.generate(PROMPTS, params)]
 

@@ -50,7 +50,7 @@ class BackendSpec:
     batch_tokens: int = 16384
     max_batch_size: int = 256
     chat: bool = True                  # apply the chat template / use /chat/completions
-    packing: Literal["continuous", "slots", "min_cost", "greedy"] = "continuous"   # transformers: continuous batching, or how fixed batches are cut
+    packing: Literal["continuous", "transformers_cb", "min_cost", "greedy"] = "continuous"   # transformers: continuous batching, or how fixed batches are cut
     step_overhead_tokens: int | None = None  # transformers: per-step cost in token units (default by device)
     device: str | None = None          # transformers: "cpu", "cuda", ... (default: cuda if available)
     dtype: str | None = None           # transformers: "bfloat16", "float32", ... (default: bf16 on CUDA)

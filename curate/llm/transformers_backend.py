@@ -2,10 +2,10 @@
 leave the batch and waiting prompts take their place, :mod:`curate.llm.continuous`), inference
 mode, bf16 + SDPA on CUDA, and fewer rows when CUDA runs out of memory.
 
-``packing: continuous`` (default): greedy decoding runs on transformers' own continuous-batching
-manager (paged cache, chunked prefill; the fastest here on CPU), sampling on curate's decoding slots
-(one seeded generator per request, so a text does not depend on its batch company); a model the
-manager cannot run falls back to the slots. ``packing: slots`` uses curate's slots for both.
+``packing: continuous`` (default) decodes on curate's slots (one seeded generator per request, so a
+text does not depend on its batch company). ``packing: transformers_cb`` runs greedy decoding on
+transformers' own continuous-batching manager instead (paged cache, chunked prefill; measured no
+faster here on CPU, see bench/generate.py), sampling still on the slots.
 ``packing: min_cost`` / ``greedy`` (and models whose cache is not plain full attention) use fixed
 batches instead: prompts sorted by length, cut by a padded-token budget, left padded."""
 from __future__ import annotations
@@ -125,7 +125,7 @@ class TransformersLLM(LLM):
         """Whether generation runs with continuous batching (``packing: continuous`` and a model
         whose KV cache is plain full attention)."""
         if self._continuous is None:
-            self._continuous = self.spec.packing in ("continuous", "slots") and supports_continuous(self.model)
+            self._continuous = self.spec.packing in ("continuous", "transformers_cb") and supports_continuous(self.model)
         return self._continuous
 
     def _generate_continuous(self, ids: list[list[int]], params: SamplingParams,
@@ -152,7 +152,7 @@ class TransformersLLM(LLM):
                                  batch_tokens=self.spec.batch_tokens, prefill_tokens=self.spec.batch_tokens)
             try:
                 with torch.inference_mode():
-                    if not (opts.temperature <= 0 and self.spec.packing == "continuous"
+                    if not (opts.temperature <= 0 and self.spec.packing == "transformers_cb"
                             and self._transformers_cb(reqs, opts)):
                         generate_continuous(self.model, reqs, opts, on_step=step)
                 break
@@ -174,9 +174,9 @@ class TransformersLLM(LLM):
         return gens
 
     def _transformers_cb(self, reqs: list[Request], opts: DecodeOptions) -> bool:
-        """Greedy decoding through transformers' continuous-batching manager (faster on CPU than
-        curate's slots: paged cache, chunked prefill); False, with the reason logged, when this
-        model or transformers version cannot run it (then curate's slots decode)."""
+        """Greedy decoding through transformers' continuous-batching manager (``packing:
+        transformers_cb``); False, with the reason logged, when this model or transformers version
+        cannot run it (then curate's slots decode)."""
         if self._cb_error is not None:
             return False
         try:

@@ -167,9 +167,9 @@ def _cb_llm(llm, **kw):
     return TransformersLLM(BackendSpec(model=llm.spec.model, chat=False, **kw), model=llm.model, tokenizer=llm.tokenizer)
 
 
-@pytest.mark.parametrize("packing", ["continuous", "slots"])
+@pytest.mark.parametrize("packing", ["continuous", "transformers_cb"])
 def test_continuous_greedy_equals_unbatched_with_per_prompt_budgets(llm, packing):
-    """Both continuous paths: transformers' manager (greedy default) and curate's slots."""
+    """Both continuous paths: curate's slots (default) and transformers' manager."""
     rng = random.Random(3)
     cb = _cb_llm(llm, max_batch_size=4, packing=packing)
     assert cb.uses_continuous()
@@ -180,7 +180,7 @@ def test_continuous_greedy_equals_unbatched_with_per_prompt_budgets(llm, packing
         want = _unbatched_greedy(llm.model, p, m)
         assert g[0].completion_tokens == m == len(want)
         assert g[0].text == llm.tokenizer.decode(want, skip_special_tokens=True)
-    if packing == "continuous":
+    if packing == "transformers_cb":
         assert cb._cb_error is None and not cb.batch_log      # transformers' manager decoded
         return
     # rows left and new ones joined: never more than 4 live rows, and far fewer row-steps than
@@ -191,7 +191,7 @@ def test_continuous_greedy_equals_unbatched_with_per_prompt_budgets(llm, packing
     assert sum(decode) < fixed_row_steps
 
 
-@pytest.mark.parametrize("packing", ["continuous", "slots"])
+@pytest.mark.parametrize("packing", ["continuous", "transformers_cb"])
 def test_continuous_rows_stop_at_eos_like_unbatched_generate(llm, packing):
     """Make a token the greedy outputs do produce the EOS, so rows finish at different steps."""
     from collections import Counter
@@ -228,7 +228,7 @@ def test_continuous_sampling_does_not_depend_on_batch_company(llm):
 
 def test_continuous_oom_halves_the_rows(llm):
     import torch
-    cb = _cb_llm(llm, max_batch_size=8, packing="slots")
+    cb = _cb_llm(llm, max_batch_size=8)
     params = SamplingParams(max_new_tokens=6, temperature=0.0)
     want = [g[0].text for g in cb.generate(PROMPTS, params)]
 

@@ -269,15 +269,20 @@ class Engine:
             st.current = None
             if rep.rows_rejected and not dry_run:
                 st.reject_frames.append(("cache", cache))
-            rep.warnings = step_warnings(rep)
-            entry.update(rows_in=rep.rows_in, rows_out=rep.rows_out, rows_rejected=rep.rows_rejected,
-                         rows_created=rep.rows_created, seconds=round(rep.seconds, 3),
-                         cached=rep.cached, stats=rep.extra, warnings=rep.warnings)
-            st.manifest["steps"].append(entry)
-            st.reports.append(rep)
-            st.current_fp = fp
+            self._record_step(st, entry, rep, fp)
             if only == i:
                 break
+
+    @staticmethod
+    def _record_step(st: "_RunState", entry: dict[str, Any], rep: StepReport, fp: str) -> None:
+        """A finished (or cached) step's counts, stats and warnings into the manifest and the table."""
+        rep.warnings = step_warnings(rep)
+        entry.update(rows_in=rep.rows_in, rows_out=rep.rows_out, rows_rejected=rep.rows_rejected,
+                     rows_created=rep.rows_created, seconds=round(rep.seconds, 3),
+                     cached=rep.cached, stats=rep.extra, warnings=rep.warnings)
+        st.manifest["steps"].append(entry)
+        st.reports.append(rep)
+        st.current_fp = fp
 
     @staticmethod
     def _from_cache(st: "_RunState", cache: StepCache, rep: StepReport) -> None:

@@ -24,6 +24,7 @@ from typing import Any
 import polars as pl
 
 from curate import records as R
+from curate.cache import conform, schema_text  # noqa: F401 - conform: used by the executor modules as B.conform
 from curate.io import sha256_file, write_json, write_parquet
 
 NULL_ORIGIN = "\x00null"           # key of rows without an origin in the per-origin counts
@@ -46,30 +47,7 @@ def unified_schema(paths: list[str]) -> dict[str, str]:
     of first appearance, each at its supertype), as ``{column: dtype string}``."""
     empties = [pl.DataFrame(schema=pl.read_parquet_schema(p)) for p in paths]
     sch = R.concat(empties).schema if empties else {}
-    return {k: _dtype_str(v) for k, v in sch.items()}
-
-
-def _dtype_str(dt) -> str:
-    return repr(dt)
-
-
-def _dtype(s: str):
-    return eval(s, {"__builtins__": {}}, vars(pl))     # noqa: S307 - repr of a polars dtype
-
-
-def conform(df: pl.DataFrame, schema: dict[str, str] | None) -> pl.DataFrame:
-    """``df`` with the columns and dtypes of ``schema`` (missing columns become null)."""
-    if not schema:
-        return df
-    cols = []
-    for name, dt in schema.items():
-        t = _dtype(dt)
-        if name in df.columns:
-            cols.append(pl.col(name) if df.schema[name] == t else pl.col(name).cast(t))
-        else:
-            cols.append(pl.lit(None, dtype=t).alias(name))
-    extra = [c for c in df.columns if c not in schema]
-    return df.select(cols + extra)
+    return schema_text(sch)
 
 
 def scope_rows(info: dict[str, Any], apply_to: list[str] | None, invert: bool = False) -> int:

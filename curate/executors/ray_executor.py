@@ -43,7 +43,7 @@ import polars as pl
 
 from curate import records as R
 from curate.cache import fingerprint, write_json
-from curate.engine import Engine, _RunState, step_warnings
+from curate.engine import Engine, _RunState
 from curate.executors import _blocks as B
 from curate.executors.config import RayStepOptions
 from curate.extras import require
@@ -247,13 +247,7 @@ class RayEngine(Engine):
             st.current = None
             if rep.rows_rejected:
                 st.reject_frames.append(pl.read_parquet(meta["rejected"]))
-            rep.warnings = step_warnings(rep)
-            entry.update(rows_in=rep.rows_in, rows_out=rep.rows_out, rows_rejected=rep.rows_rejected,
-                         rows_created=rep.rows_created, seconds=round(rep.seconds, 3),
-                         cached=rep.cached, stats=rep.extra, warnings=rep.warnings)
-            st.manifest["steps"].append(entry)
-            st.reports.append(rep)
-            st.current_fp = fp
+            self._record_step(st, entry, rep, fp)
             files, schema, last = meta["files"], meta["schema"], folder
             if only == i:
                 break

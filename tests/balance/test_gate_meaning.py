@@ -99,8 +99,7 @@ def test_antonym_table_matches_nltk_lemma_antonyms():
     """The one-pass table over WordNet's data files gives what NLTK's per-lemma reading gives."""
     from curate.augmenters import meaning
     wn = meaning._wordnet()
-    if wn is None:
-        pytest.skip("WordNet not set up (curate setup wordnet)")
+    assert wn is not None, "WordNet not set up: run `curate setup wordnet` (the other gate tests need it too)"
 
     def nltk_antonyms(word):
         out = {b for a, b in meaning._EXTRA if a == word}
@@ -123,8 +122,7 @@ def test_spacy_readings_match_the_full_pipeline_and_are_cached():
     """text_info skips the attribute ruler's matcher but gives the POS it would; a text is read once."""
     from curate.augmenters import meaning
     nlp = meaning._spacy()
-    if nlp is None:
-        pytest.skip("spaCy's English pipeline not installed")
+    assert nlp is not None, "spaCy's English pipeline not installed (the [ner] extra, part of [dev])"
     texts = ["Is there anything he does not like? I've been waiting since Monday, John said.",
              "She has nothing to do with it, but they were here once.", "Call 0800 123 456 now!"]
     meaning.forget_readings()

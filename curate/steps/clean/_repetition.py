@@ -23,7 +23,7 @@ import numpy as np
 import polars as pl
 from pydantic import BaseModel, ConfigDict, Field
 
-from curate.steps.clean._parallel import map_parallel
+from curate.steps.clean._words import spans
 
 _SEED = 0x5EED
 _PARA_SEP = "\x1e"
@@ -110,11 +110,24 @@ def _element_dups(texts: pl.Series, split: pl.Expr, sep: str, whole: pl.Expr) ->
     return pl.DataFrame({"n": n, "dups": dups, "dup_chars": dup_chars})
 
 
-def _ngram_fracs(texts: pl.Series, cfg: RepetitionConfig) -> dict[str, np.ndarray]:
+def _ngram_fracs(texts: pl.Series, cfg: RepetitionConfig, min_rows: int = 4096) -> dict[str, np.ndarray]:
+    """:func:`_ngram_fracs_rows` over slices of rows on threads (rows are independent, and numpy
+    releases the GIL inside its array operations), results concatenated in row order."""
+    k = min(pl.thread_pool_size(), len(texts) // min_rows)
+    if k < 2:
+        return _ngram_fracs_rows(texts, cfg)
+    from concurrent.futures import ThreadPoolExecutor
+    step = -(-len(texts) // k)
+    with ThreadPoolExecutor(k) as pool:
+        parts = list(pool.map(lambda i: _ngram_fracs_rows(texts.slice(i, step), cfg), range(0, len(texts), step)))
+    return {name: np.concatenate([p[name] for p in parts]) for name in parts[0]}
+
+
+def _ngram_fracs_rows(texts: pl.Series, cfg: RepetitionConfig) -> dict[str, np.ndarray]:
     """Per row: characters of the top repeated n-gram (``top{n}``) and of words covered by
     duplicated n-grams (``dup{n}``), as Int64 arrays indexed by row.
 
-    Words (``\\w+`` runs) are extracted and exploded once into flat arrays: word hash ``h``,
+    Words (``\\w+`` runs, found by ``clean._words``' byte scan) become flat arrays: word hash ``h``,
     length ``l``, row, and ``rem`` (words left in the row from there, the word included).
     The key of the n-gram starting at position ``i`` is the wrapping chain
     ``k_n = k_{n-1} * M + h[i+n-1]`` with ``k_1 = h[i] ^ row * R``: one multiply-add per n.
@@ -131,19 +144,20 @@ def _ngram_fracs(texts: pl.Series, cfg: RepetitionConfig) -> dict[str, np.ndarra
         return out
     max_n = max(top | dup)
     min_words = max(2, cfg.min_words)          # one word cannot repeat an n-gram
-    words = map_parallel(
-        pl.DataFrame({"t": texts}).with_row_index("row"),
-        lambda lf: (lf.select("row", w=pl.col("t").str.extract_all(r"\w+"))
-                    .with_columns(n=pl.col("w").list.len()).filter(pl.col("n") >= min_words)
-                    .select("row", "w", rem=pl.int_ranges(pl.col("n"), 0, -1)).explode("w", "rem")
-                    .select(pl.col("row").cast(pl.UInt64), h=pl.col("w").hash(_SEED),
-                            l=pl.col("w").str.len_chars().cast(pl.Int64), rem="rem")))
-    if not words.height:
+    sp = spans(texts)
+    counts = sp.counts()
+    row, h, length = sp.row, sp.hashes(), sp.length
+    # words left in the row from each word on, the word included
+    rem = counts[row] - (np.arange(len(row)) - (np.cumsum(counts) - counts)[row])
+    short = counts < min_words
+    if short.any():                             # rows too short for any n-gram rule
+        keep = ~short[row]
+        row, h, length, rem = row[keep], h[keep], length[keep], rem[keep]
+    if not len(row):
         return out
-    h, length, rem = (words.get_column(c).to_numpy() for c in ("h", "l", "rem"))
-    row = words.get_column("row").to_numpy()
+    row = row.astype(np.uint64)
     # round 1 keys are the words; they carry the row, so equal n-grams of two rows differ
-    pos = np.arange(words.height, dtype=np.int64)
+    pos = np.arange(len(h), dtype=np.int64)
     key, g = h ^ (row * np.uint64(_ROW)), length
     # Round 1 (words) only prunes unless a 1-gram rule is set: start at n = 2 then.
     for n in range(1 if 1 in top | dup else 2, max_n + 1):

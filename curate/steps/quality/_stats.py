@@ -1,6 +1,7 @@
 r"""Vectorised text statistics for the heuristic filters, and their defaults per language.
 
-Every measure is a polars expression over one string column (no per-row Python):
+Every measure is a polars expression over one string column (no per-row Python; word counts and
+lengths come from a byte scan of the column, ``clean._words``):
 
 * words are ``\w+`` runs (as in ``clean``'s repetition rules); tokens are ``\S+`` runs;
 * ``symbol_ratio`` = (``#`` + ellipses ``...``/``…``) ÷ words (Gopher);
@@ -15,7 +16,10 @@ switch the word-based rules off). Short texts (SMS, chat turns) need lower word 
 """
 from __future__ import annotations
 
+import numpy as np
 import polars as pl
+
+from curate.steps.clean._words import word_stats
 
 # Gopher's stop words (English) and the most frequent function words of a few other languages
 # (chosen for curate from spaCy's stop-word lists, which are MIT licensed).
@@ -65,16 +69,17 @@ def text(col: str) -> pl.Expr:
 
 
 def n_words(col: str) -> pl.Expr:
-    return text(col).str.count_matches(r"\w+")
+    """``\\w+`` runs per row (a byte scan over the column, see ``clean._words``)."""
+    return text(col).map_batches(lambda s: pl.Series(word_stats(s)[0]), return_dtype=pl.Int64,
+                                 is_elementwise=True)
 
 
 def mean_word_length(col: str) -> pl.Expr:
-    """Characters in words ÷ words (null for texts without words). Non-word characters are
-    counted as spaces (a plain substring count) plus the other ones (``[^\\w ]``, far fewer matches
-    than ``\\W``)."""
-    t = text(col)
-    non_word = t.str.count_matches(" ") + t.str.count_matches(r"[^\w ]")
-    return (t.str.len_chars() - non_word) / n_words(col).replace(0, None)
+    """Characters in words ÷ words (null for texts without words)."""
+    def mwl(s: pl.Series) -> pl.Series:
+        words, chars = word_stats(s)
+        return pl.Series(chars / np.where(words > 0, words, np.nan)).fill_nan(None)
+    return text(col).map_batches(mwl, return_dtype=pl.Float64, is_elementwise=True)
 
 
 def _where(cond: pl.Expr, col: str) -> pl.Expr:

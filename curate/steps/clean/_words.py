@@ -65,22 +65,29 @@ def _is_word(data: np.ndarray) -> np.ndarray:
     """Per byte: does it belong to a ``\\w`` character?"""
     low = data | 0x20                      # folds A-Z onto a-z; no other byte lands in a-z
     w = ((low >= 0x61) & (low <= 0x7A)) | ((data >= 0x30) & (data <= 0x39)) | (data == 0x5F)
+    return _non_ascii(data, w, r"\w")
+
+
+def _non_ascii(data: np.ndarray, flags: np.ndarray, cls: str) -> np.ndarray:
+    """``flags`` (set for the ASCII bytes by the caller) completed for the bytes of non-ASCII
+    characters: each distinct character is tested once against the one-character regex class
+    ``cls`` with polars, and all bytes of a character get its answer."""
     lead = np.flatnonzero(data >= 0xC0)    # first byte of each non-ASCII character
     if not len(lead):
-        return w
-    pad = np.concatenate((data, np.zeros(3, dtype=np.uint8))).astype(np.uint32)
-    b0 = pad[lead]
+        return flags
+    pad = np.concatenate((data, np.zeros(3, dtype=np.uint8)))
+    b0 = pad[lead].astype(np.uint32)
     k = 2 + (b0 >= 0xE0) + (b0 >= 0xF0)    # bytes in the character
     cp = b0 & np.where(k == 2, 0x1F, np.where(k == 3, 0x0F, 0x07))
     for d in (1, 2, 3):
         more = k > d
-        cp = np.where(more, (cp << 6) | (pad[lead + d] & 0x3F), cp)
+        cp = np.where(more, (cp << 6) | (pad[lead + d].astype(np.uint32) & 0x3F), cp)
     uniq, inv = np.unique(cp, return_inverse=True)
-    word = pl.Series([chr(c) for c in uniq.tolist()]).str.contains(r"^\w$").to_numpy()[inv]
+    hit = pl.Series([chr(c) for c in uniq.tolist()]).str.contains(f"^{cls}$").to_numpy()[inv]
     for d in range(4):
         at = k > d
-        w[lead[at] + d] = word[at]
-    return w
+        flags[lead[at] + d] = hit[at]
+    return flags
 
 
 def spans(texts: pl.Series) -> Spans:

@@ -14,7 +14,7 @@ timed region being ``Pipeline.run`` (read, steps, output, manifest). Rows:
 * ``ray first run`` — the same run without ``ray.init`` (a cluster already up, workers not yet);
 * ``ray warm``      — a second run on the same Ray (workers started, modules imported).
 
-Also printed: each step's seconds per million documents on both executors (the per-document costs
+Also printed: each step's (and the sources') seconds per million documents on both executors (the per-document costs
 the README's throughput model starts from). The local engine uses all cores in polars; Ray's
 tasks are one CPU each (``--cpus`` of them), so on a 2-core machine Ray can only lose: its gain
 is the cluster, not this box.
@@ -121,12 +121,19 @@ def main() -> None:
                         ("ray warm", t_warm)):
             print(f"{name:<16}{t:>10.2f}{t / t_local:>10.2f}")
         print(f"(ray.init alone: {t_init:.2f} s)")
-        print(f"\nper step, seconds per million input rows (local | ray first run | ray warm):")
+        print("\nper step, seconds per million input rows (local | ray first run | ray warm):")
         for a, b, c in zip(m_local["steps"], m_ray["steps"], m_warm["steps"]):
             per = lambda s: 1e6 * s["seconds"] / max(s["rows_in"], 1)  # noqa: E731
             print(f"  {a['name']:<8}{per(a):>10.1f}{per(b):>10.1f}{per(c):>10.1f}   rows_in {a['rows_in']:,}")
-        src_local = sum(s["seconds"] for s in m_local["sources"])
-        print(f"  sources {1e6 * src_local / rows:>10.1f}  (read by the driver on both)")
+        src = [sum(s["seconds"] for s in m["sources"]) for m in (m_local, m_ray, m_warm)]
+        pieces = [s["stats"].get("ray", {}).get("pieces") for s in m_ray["sources"]]
+        print(f"  {'sources':<8}" + "".join(f"{1e6 * t / rows:>10.1f}" for t in src)
+              + f"   (parsing; on Ray one task per file: {pieces} pieces)")
+        for name, m in (("first run", m_ray), ("warm", m_warm)):
+            d = m["steps"][1]["stats"].get("ray", {})
+            print(f"  dedup on Ray ({name}): {d.get('candidate_rows')} candidate rows in {d.get('groups')} "
+                  f"group(s); keys + shuffle {d.get('keys_seconds')} s, components {d.get('components_seconds')} s, "
+                  f"groups resolved {d.get('resolve_seconds')} s")
         if not same:
             raise SystemExit("the executors disagree")
         print(f"ray_time_ratio_vs_local={(t_init + t_first) / t_local:.2f}")

@@ -2,10 +2,12 @@
 
 How each part runs:
 
-* **Sources** are read by the driver through the connectors and their cache (the local engine's
-  ``_read_sources``: same mapping, ids and rejects) and cut into Parquet blocks of
-  ``batch_size`` rows in the run cache. Not parallel yet: on a cluster, split a big input into
-  several sources or files.
+* **Sources** with several pieces are read by parallel Ray tasks, one per file of a file source
+  (a glob or list), per object of an S3 source, per range of a SQL table's integer key
+  (:mod:`curate.executors._ray_read`); the driver puts the pieces' batches back in the local
+  reader's order into the same source cache entry, then gives ids as the local engine does
+  (``_read_sources``: same mapping, ids and rejects). A source with one piece or a ``limit`` is
+  read by the driver. The rows are then cut into Parquet blocks of ``batch_size`` rows.
 * **Batch steps** (``scope == "batch"``: every Filter/Mapper, clean, augment ...) run as
   ``Dataset.map_batches`` over block descriptors, one task per block: the task reads its rows
   (polars over Parquet), runs the step, writes kept and rejected rows as Parquet and a marker.
@@ -13,9 +15,10 @@ How each part runs:
   Model steps (``resumable`` steps such as augment, or any step given ``actors`` / ``num_gpus``
   in ``ray.steps``) run as an actor pool (class-based ``map_batches`` with an ``ActorPoolStrategy`` and
   ``num_gpus`` per actor), so each actor loads its model once.
-* **dedup** finds candidates with a hash shuffle on exact keys and LSH band keys over Ray Data
-  and resolves clusters on the driver over the candidate rows only (see
-  :mod:`curate.executors._ray_dedup`; the semantic stage is gathered to the driver).
+* **dedup** links rows sharing an exact key or an LSH band key by a distributed shuffle on the
+  keys (Ray Data), finds connected components of those links with a tree of union-find tasks
+  (:mod:`curate.executors._ray_cc`), and runs the step on groups of whole components in parallel
+  tasks (see :mod:`curate.executors._ray_dedup`; the semantic stage is gathered to the driver).
 * **Other global steps** (balance, split, mix, synthesize, verify, dpo_pairs ...) are gathered:
   the driver reads the step's input into one frame and runs the local step on it (they need the
   whole table or its labels; balance/split need only labels + ids, but are not yet streamed).
@@ -42,7 +45,7 @@ from typing import Any
 import polars as pl
 
 from curate import records as R
-from curate.cache import fingerprint, write_json
+from curate.cache import StepCache, fingerprint, write_json
 from curate.engine import Engine, _RunState
 from curate.executors import _blocks as B
 from curate.executors.config import RayStepOptions
@@ -157,6 +160,113 @@ class RayEngine(Engine):
         return self._finish(st, final_path, written, only)
 
     # ------------------------------------------------------------------ sources and outputs
+    def _read_source(self, i: int, src, force: bool, dry_run: bool):
+        """One source into its cache entry (the local engine's :meth:`Engine._read_source`), its
+        pieces read by parallel Ray tasks where it has several (see :mod:`._ray_read`); a source
+        with one piece, a ``limit`` or a failing piece is read by the driver as locally."""
+        from curate.executors import _ray_read as RR
+        local = lambda: super(RayEngine, self)._read_source(i, src, force, dry_run)  # noqa: E731
+        if dry_run or self._ray is None:
+            return local()
+        cheap = src.fingerprint()
+        fp = fingerprint("source", src.name, src.version, src.raw_config, src.origin, cheap) if cheap else None
+        cache = StepCache(self.cache_root, f"source-{src.origin}", fp) if fp else None
+        if cache is not None and cache.done and not force:
+            return local()
+        cpus = int(self._ray.cluster_resources().get("CPU", 1))
+        pieces = RR.plan(src, cpus)
+        if not pieces:
+            return local()
+        t0 = time.time()
+        src.workdir = self.cache_root
+        where = f"sources[{i}].{src.name} ({src.describe()})"
+        tmp = self.ray_root / f"read-{src.origin}-{os.getpid()}"
+        shutil.rmtree(tmp, ignore_errors=True)
+        retry = _retry_args(self.opts.max_retries).get("task", {})
+        task = self._ray.remote(RR.read_pieces).options(num_cpus=1, **retry)
+        ship = RR.shippable(src)
+        if cache is not None:              # the tasks write their parts into the entry itself
+            cache.clear()
+            cache.dir.mkdir(parents=True, exist_ok=True)
+        parts_dir = str(cache.dir) if cache is not None else None
+        try:
+            runs = RR.batches_of(pieces, 4 * cpus)
+            refs = [task.remote(ship, run, where, str(tmp), k, parts_dir, self.p.batch_size) for k, run in runs]
+            outs = [o for r in self._ray.get(refs) for o in r]
+            if any("error" in o for o in outs) or (parts_dir and not sum(o["rows"] for o in outs)):
+                if any("error" in o for o in outs):
+                    self._log(f"source {src.origin}: a piece failed on Ray; reading it on the driver")
+                return local()             # (no rows at all: the local reader keeps the columns)
+            return self._assemble_source(src, cache, fp, outs, t0)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+    def _assemble_source(self, src, cache, fp, outs: list[dict[str, Any]], t0: float):
+        """The source's entry from the pieces, in order: the parts the tasks wrote into it, or
+        (a source named by its content) their batch files cut into parts as the local reader
+        cuts its batches (same parts, same content fingerprint); the pieces' rejects and stats."""
+        import hashlib
+
+        from curate.cache import TableWriter, schema_text
+        from curate.io import canonical_json
+        from curate.step import merge_numeric
+        rep = StepReport("source", f"{src.name}:{src.origin}")
+        update = self._task(f"source {src.origin} (ray)", None)
+        staging = cache or StepCache(self.cache_root, f"source-{src.origin}", f"reading-{os.getpid()}")
+        if cache is None:
+            staging.clear()
+        staging.dir.mkdir(parents=True, exist_ok=True)
+        w = TableWriter(staging.dir, "kept")
+        content = hashlib.sha256() if cache is None else None
+        bs = self.p.batch_size
+        buf: list[pl.DataFrame] = []
+
+        def flush(final: bool) -> None:                 # Engine._read_source's flush
+            nonlocal buf
+            part = R.concat(buf) if buf else pl.DataFrame()
+            while part.height >= bs or (final and (part.height or (part.width and not w.segments))):
+                piece = part.slice(0, bs)
+                w.add(piece)
+                if content is not None:
+                    content.update(canonical_json(schema_text(piece.schema)).encode())
+                    content.update(piece.write_ndjson().encode())
+                part = part.slice(bs)
+                if not part.height:
+                    break
+            buf = [part] if part.height else []
+
+        n = 0
+        for o in outs:
+            for path, rows, digest in o["parts"]:          # parts the task cut in the entry
+                w.add_file(Path(path), rows, digest)
+                n += rows
+                update(rows)
+            for f in o["files"]:                           # batches to cut here
+                rows = pl.read_parquet(f)
+                buf.append(rows)
+                n += rows.height
+                update(rows.height)
+                if sum(x.height for x in buf) >= bs:
+                    flush(False)
+        flush(True)
+        if not w.segments:
+            w.add(pl.DataFrame(schema={R.SOURCE: pl.String, R.ORIGIN: pl.String}))
+        rejects = [pl.read_parquet(f) for o in outs for f in o["rejected"]]
+        rejected = R.concat(rejects) if rejects else pl.DataFrame()
+        src.stats = merge_numeric([src.stats] + [o["stats"] for o in outs])
+        rep.seconds = time.time() - t0
+        rep.rows_out, rep.rows_rejected = n, rejected.height
+        rep.extra = dict(src.stats)
+        if cache is None:
+            fp = content.hexdigest()[:20]
+            cache = StepCache(self.cache_root, f"source-{src.origin}", fp)
+            cache.clear()
+            os.replace(staging.dir, cache.dir)
+        cache.save(w, rejected, {"rows": n, "rejected": rejected.height,
+                                 "seconds": rep.seconds, "stats": rep.extra})
+        rep.extra = {**rep.extra, "ray": {"pieces": len(outs)}}     # this run's manifest only
+        return cache, rejected, rep, fp
+
     # The local engine keeps its current table either in memory (``st.data``, a frame) or on disk
     # (``st.table``, a :class:`curate.cache.Table` of Parquet segments); both are handled here.
     def _sources(self, st: _RunState, force: bool):

@@ -13,9 +13,10 @@ from ._helpers import assert_same_run, make_corpus, write_pipeline
 
 
 @pytest.fixture(scope="session")
-def ray_cluster():
+def ray_cluster(s3_endpoint):
     """A local Ray with 2 CPUs, no dashboard, started once and stopped at the end of the session;
-    yields its GCS address (127.0.0.1) for subprocesses that join it."""
+    yields its GCS address (127.0.0.1) for subprocesses that join it. Started after the moto S3
+    server, so its workers have the server's dummy credentials in their environment."""
     import os
     ray = pytest.importorskip("ray", reason="the [ray] extra (ray[data]) is part of [dev]")
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")

@@ -35,6 +35,7 @@ def test_quickstart_clean_dedup_balance_dpo_ni(run_both):
     steps = {s["name"]: s for s in ray.manifest["steps"]}
     assert steps["clean"]["stats"]["ray"]["blocks"] > 2
     assert 0 < steps["dedup"]["stats"]["ray"]["candidate_rows"] < steps["dedup"]["rows_in"]
+    assert steps["dedup"]["stats"]["ray"]["groups"] == 1          # few candidates: resolved by the driver
     assert steps["dedup"]["rows_rejected"] > 0 and steps["balance"]["rows_rejected"] > 0
 
 
@@ -63,6 +64,7 @@ def test_glob_source_dedup_split_jsonl(run_both, corpus):
     steps = {s["name"]: s for s in ray.manifest["steps"]}
     assert steps["dedup"]["stats"]["exact"]["duplicates"] > 0
     assert steps["dedup"]["stats"]["near"]["duplicates"] > 0
+    assert steps["dedup"]["stats"]["ray"]["groups"] >= 2          # groups of components in tasks
     assert steps["split"]["stats"]["ray"]["gathered_rows"] == steps["split"]["rows_in"]
     # the same file again: every step comes from the Ray cache, the outputs are the same
     from curate.pipeline import load_yaml

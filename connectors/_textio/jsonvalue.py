@@ -19,6 +19,8 @@ import orjson
 MAX_DEPTH = 64                              # containers nested in one record
 _INT64 = (-(1 << 63), (1 << 63) - 1)
 _LONG_DIGITS = re.compile(r"\d{19,}")       # could be an integer orjson turns into a float
+_SURROGATE = re.compile(r"\\u[dD][89a-fA-F]")   # an escaped UTF-16 surrogate in the JSON text
+_LONE = re.compile("[\ud800-\udfff]")
 
 
 class BadValue(ValueError):
@@ -50,11 +52,35 @@ def _stdlib(text: str | bytes, notes: dict[str, Any]) -> Any:
         v = float(s)
         return v if math.isfinite(v) else non_finite(s)
     try:
-        return json.loads(text, parse_int=big_int, parse_constant=non_finite, parse_float=floats)
+        obj = json.loads(text, parse_int=big_int, parse_constant=non_finite, parse_float=floats)
     except RecursionError:
         raise BadValue("too_deep", f"nested deeper than the parser's limit (max {MAX_DEPTH})") from None
     except ValueError as e:
         raise BadValue("invalid_json", str(e)) from None
+    if _SURROGATE.search(text if isinstance(text, str) else text.decode("utf-8", "replace")):
+        bad = _lone_surrogate(obj)
+        if bad is not None:
+            raise BadValue("invalid_json", f"a lone UTF-16 surrogate escape (\\u{ord(bad):04x}) in a string: "
+                                           "it is not a character and cannot be stored as text")
+    return obj
+
+
+def _lone_surrogate(obj: Any) -> str | None:
+    """The first unpaired surrogate in any key or string of ``obj`` (the stdlib parser lets
+    ``"\\ud800"`` through; UTF-8, Arrow and polars cannot hold it)."""
+    stack = [obj]
+    while stack:
+        o = stack.pop()
+        items = list(o.items()) if isinstance(o, dict) else (o if isinstance(o, list) else [o])
+        for v in items:
+            for s in (v if isinstance(v, tuple) else (v,)):
+                if isinstance(s, str):
+                    m = _LONE.search(s)
+                    if m:
+                        return m.group()
+                elif isinstance(s, (dict, list)):
+                    stack.append(s)
+    return None
 
 
 def too_deep(obj: Any, limit: int = MAX_DEPTH) -> bool:

@@ -279,6 +279,22 @@ def test_bad_utf8_line_in_utf8_file(isolated, tmp_path):
     assert file_stats(out, "u.jsonl")["encoding"] == "utf-8"
 
 
+@pytest.mark.parametrize("kind,name", [("jsonl", "s.jsonl"), ("json", "s.json")])
+def test_lone_surrogate_escapes(isolated, tmp_path, kind, name):
+    """Class: JSON string escapes of unpaired UTF-16 surrogates (in a value, a key, nested, next to
+    NaN so the stdlib parser is used) beside a valid pair. Gets: `invalid_json` naming the
+    surrogate for each bad record; the pair (an emoji) is read."""
+    recs = ['{"t": "ok"}', '{"t": "bad \\ud800 x"}', '{"\\udc00": 1}', '{"t": ["a", {"u": "\\udbff"}]}',
+            '{"t": "x", "n": NaN, "u": "\\ud801"}', '{"t": "\\ud83d\\ude00"}']
+    body = "\n".join(recs) if kind == "jsonl" else "[" + ",".join(recs[:2]) + "]"
+    out, _ = read_case(isolated, tmp_path, kind, f"open({name!r}, 'w').write({body!r})", path=name)
+    assert out["rows"] == (2 if kind == "jsonl" else 0)
+    assert reasons(out) == ["invalid_json"] * (4 if kind == "jsonl" else 1)
+    assert all("surrogate" in r[2] for r in out["rejects"])
+    if kind == "jsonl":
+        assert [v["t"] for v in out["values"]] == ["ok", "\U0001F600"]
+
+
 def test_random_binary_as_jsonl(isolated, tmp_path):
     """Class: 2 MiB of random bytes named .jsonl. Gets: only quarantined lines (no rows, no error)."""
     out, _ = read_case(isolated, tmp_path, "jsonl", """

@@ -21,10 +21,21 @@ Rows:
 * ``curate:torch`` — the same network through curate.embed on torch.
 * ``curate:onnx`` / ``curate:onnx-int8`` — exported once to ONNX (fused), fp32 / int8 weights.
 * ``curate:static`` — model2vec distilled from the same model (only when already distilled in the
-  cache, or with ``--static``: the distillation takes minutes and is not timed).
+  cache by ``curate setup embeddings --static``, or with ``--static``: the distillation takes
+  minutes and is not timed).
+* ``curate:onnx/2x1t``, ``curate:onnx-int8/2x1t`` — two one-thread ONNX Runtime sessions fed
+  alternate batches (``CURATE_EMBED_SESSIONS=2``); ``curate:onnx/nospin`` — idle threads do not
+  spin (``CURATE_EMBED_SPIN=0``). Same vectors as their backend; opt-in, not in the ratio.
 * ``curate:auto`` is the default users get; the ratio uses it.
 
     python bench/embed.py [--small] [--pairs N] [--repeats R] [--static]
+    python bench/embed.py --thresholds [--small]   # static thresholds matching MiniLM's defaults
+
+``--thresholds`` times nothing: it embeds MRPC, the SMS collection and tests/data/gate_eval.jsonl
+with the default (ONNX fp32) and the static model and prints, for semantic dedup (0.9), the gate's
+``min_similarity`` (0.75) and ``domain_relevance`` (0.3), the static threshold that gives the same
+F1 (and pair counts / shares where F1 is not the whole story); the numbers quoted in the steps'
+docstrings and the README come from it.
 
 Last line: ``embed_speedup_vs_st=<rows/s of curate's default ÷ rows/s of st> f1_drop=<points>``
 (F1 of st minus F1 of curate's default, in points of 100).
@@ -88,7 +99,12 @@ def main() -> None:
     ap.add_argument("--static", action="store_true", help="distil the static model if not cached")
     ap.add_argument("--chunk", type=int, default=256, help="sentences per timed chunk")
     ap.add_argument("--no-torch-row", action="store_true", help="skip the curate:torch row")
+    ap.add_argument("--no-variants", action="store_true", help="skip the ONNX threading variant rows")
+    ap.add_argument("--thresholds", action="store_true", help="no timing: the static model's thresholds "
+                    "that match MiniLM's defaults (semantic dedup, relevance, gate)")
     args = ap.parse_args()
+    if args.thresholds:
+        return thresholds(args)
     pairs = args.pairs or (400 if args.small else None)
     repeats = args.repeats or 3
     a, b, y = mrpc_pairs(pairs)
@@ -116,10 +132,15 @@ def main() -> None:
     wanted = [] if args.no_torch_row else ["torch"]
     wanted += ["onnx", "onnx-int8"]
     try:
-        static_cached = (E.cache_dir() / E._model_key(Path(path), "static-v1") / "static" / "meta.json").is_file()
+        static_cached = (E.static_model_dir(None) / "meta.json").is_file()
     except Exception:
         static_cached = False
-    if args.static or static_cached:
+    if args.static and not static_cached:
+        t = time.perf_counter()
+        E.static_model(None, build=True)          # minutes; not timed (like `curate setup embeddings --static`)
+        print(f"static model distilled in {time.perf_counter() - t:.0f} s")
+        static_cached = True
+    if static_cached:
         wanted.append("static")
     notes: dict[str, str] = {}
     for name in wanted:
@@ -135,6 +156,24 @@ def main() -> None:
         meta = getattr(enc, "meta", None) or {}
         if meta.get("drift_vs_fp32"):
             notes[f"curate:{name}"] = f"int8 drift vs fp32 on probe texts: {meta['drift_vs_fp32']}"
+    # ONNX Runtime threading variants (same vectors; opt-in via environment variables)
+    for name, env in (("onnx", {"CURATE_EMBED_SESSIONS": "2"}), ("onnx-int8", {"CURATE_EMBED_SESSIONS": "2"}),
+                      ("onnx", {"CURATE_EMBED_SPIN": "0"})):
+        if args.no_variants or f"curate:{name}" not in runners:
+            continue
+        row = f"curate:{name}/" + ("2x1t" if "CURATE_EMBED_SESSIONS" in env else "nospin")
+        saved = {k: os.environ.get(k) for k in env}
+        os.environ.update(env)
+        try:
+            E.load_encoder.cache_clear()
+            enc = E.load_encoder(None, None, name)
+            runners[row] = (lambda enc: lambda xs: enc.encode(xs, 64))(enc)
+        finally:
+            for k, v in saved.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
     E.load_encoder.cache_clear()
     auto = E.load_encoder(None, None, "auto")
     default_row = f"curate:{auto.backend}"
@@ -166,7 +205,7 @@ def main() -> None:
     ref = vecs["st"]
     f1 = {k: two_fold_f1((v[ia] * v[ib]).sum(1), y) for k, v in vecs.items()}
     rate = {k: len(sents) / best[k] for k in runners}
-    print(f"\n{'row':<18}{'rows/s':>9}{'x st':>7}{'F1':>8}{'cos vs st':>17}{'load s':>8}")
+    print(f"\n{'row':<22}{'rows/s':>9}{'x st':>7}{'F1':>8}{'cos vs st':>17}{'load s':>8}")
     for k in runners:
         if k == "curate:static":
             drift = "(other space)"
@@ -174,7 +213,7 @@ def main() -> None:
             c = (vecs[k] * ref).sum(1)
             drift = f"{c.mean():.4f}/{c.min():.4f}"
         star = " <- default (auto)" if k == default_row else ""
-        print(f"{k:<18}{rate[k]:>9.1f}{rate[k] / rate['st']:>7.2f}{100 * f1[k]:>8.2f}{drift:>17}"
+        print(f"{k:<22}{rate[k]:>9.1f}{rate[k] / rate['st']:>7.2f}{100 * f1[k]:>8.2f}{drift:>17}"
               f"{load_s.get(k, float('nan')):>8.1f}{star}")
     print("cos vs st = mean/min cosine between the row's vector and st's for the same sentence; "
           "load s includes a one-time export when the cache was empty" + static_note)
@@ -187,6 +226,93 @@ def main() -> None:
     speed = rate[default_row] / rate["st"]
     drop = 100 * (f1["st"] - f1[default_row])
     print(f"embed_speedup_vs_st={speed:.2f} f1_drop={drop:.2f}")
+
+
+# ----------------------------------------------------------------------------- --thresholds
+def _f1(pred: np.ndarray, y: np.ndarray) -> tuple[float, float, float]:
+    tp = int((pred & y).sum())
+    return 2 * tp / max(int(pred.sum() + y.sum()), 1), tp / max(int(pred.sum()), 1), tp / max(int(y.sum()), 1)
+
+
+def same_f1(ref: np.ndarray, cand: np.ndarray, y: np.ndarray, t0: float, above: bool = True):
+    """The threshold on ``cand`` whose F1 (predict positive when cos ≥ t, or < t when not
+    ``above``) is closest to ``ref``'s at ``t0``, on the same side of ``cand``'s F1 peak as
+    ``t0`` is of ``ref``'s. Returns (F1/P/R of ref at t0, t, F1/P/R of cand at t)."""
+    grid = np.round(np.arange(-0.2, 1.0005, 0.001), 3)
+    pred = (lambda c, t: c >= t) if above else (lambda c, t: c < t)
+    fr = np.array([_f1(pred(ref, t), y)[0] for t in grid])
+    fc = np.array([_f1(pred(cand, t), y)[0] for t in grid])
+    want = _f1(pred(ref, t0), y)
+    side = grid >= grid[fc.argmax()] if t0 >= grid[fr.argmax()] else grid <= grid[fc.argmax()]
+    idx = np.flatnonzero(side)
+    t = float(grid[idx[np.argmin(np.abs(fc[idx] - want[0]))]])
+    return want, t, _f1(pred(cand, t), y)
+
+
+def thresholds(args) -> None:
+    """Per-backend thresholds: MiniLM (ONNX fp32, the default) vs the static model."""
+    import json
+
+    import curate.embed as E
+    from sklearn.metrics import roc_auc_score
+    if args.static:
+        E.static_model(None, build=True)
+    enc = {b: E.load_encoder(None, None, b) for b in ("onnx", "static")}
+    a, b, y = mrpc_pairs(args.pairs or (400 if args.small else None))
+    sents = list(dict.fromkeys(a + b))
+    pos = {s: i for i, s in enumerate(sents)}
+    ia, ib = np.array([pos[s] for s in a]), np.array([pos[s] for s in b])
+    cos = {}
+    for k, e in enc.items():
+        v = e.encode(sents, 64)
+        cos[k] = (v[ia] * v[ib]).sum(1)
+    y1 = y == 1
+    print(f"MRPC train: {len(y)} pairs (paraphrase = positive, predicted when cos >= t)")
+    for t0, what in ((0.9, "semantic dedup threshold"), (0.75, "gate min_similarity")):
+        (f, p, r), t, (fs, ps, rs) = same_f1(cos["onnx"], cos["static"], y1, t0)
+        print(f"  {what}: onnx {t0}: F1 {f:.4f} (P {p:.3f}, R {r:.3f}) -> static same F1 at {t:.3f}: "
+              f"{fs:.4f} (P {ps:.3f}, R {rs:.3f})")
+    lines = (DATA / "sms_spam_collection.tsv").read_text(encoding="utf-8").splitlines()[1:]
+    lab, txt = zip(*(ln.split("\t", 1) for ln in lines))
+    n = 1500 if args.small else len(txt)
+    txt, spam = list(txt[:n]), np.array([x == "spam" for x in lab[:n]])
+    distinct = sorted({t: i for i, t in reversed(list(enumerate(txt)))}.values())
+    sms = {k: e.encode(txt, 64) for k, e in enc.items()}
+    pairs = {}
+    for k, v in sms.items():
+        v = v[distinct]
+        out = []
+        for lo in range(0, len(v), 1024):
+            sim = v[lo:lo + 1024] @ v.T
+            r, c = np.nonzero(sim >= 0.8)
+            keep = c > r + lo
+            out.append(sim[r[keep], c[keep]])
+        pairs[k] = np.sort(np.concatenate(out))[::-1]
+    m = int((pairs["onnx"] >= 0.9).sum())
+    print(f"SMS, {len(distinct)} distinct texts: pairs with cos >= 0.9: onnx {m}, static "
+          f"{int((pairs['static'] >= 0.9).sum())}; static at 0.913: {int((pairs['static'] >= 0.913).sum())}; "
+          f"static threshold with as many pairs as onnx at 0.9: {pairs['static'][max(m - 1, 0)]:.3f}")
+    exemplars = ["WINNER! You have won a free prize, call now to claim",
+                 "Free entry in a weekly competition to win cash",
+                 "URGENT: your mobile number has been awarded a bonus"]
+    rel = {k: (sms[k] @ e.encode(exemplars, 64).T).max(1) for k, e in enc.items()}
+    (f, p, r), t, (fs, ps, rs) = same_f1(rel["onnx"], rel["static"], spam, 0.3)
+    print(f"domain_relevance, SMS spam as the domain (3 exemplars), {n} texts: AUC onnx "
+          f"{roc_auc_score(spam, rel['onnx']):.3f}, static {roc_auc_score(spam, rel['static']):.3f}; onnx at 0.3: "
+          f"F1 {f:.4f} (P {p:.3f}, R {r:.3f}); static's best F1 {fs:.4f} at {t:.3f} (P {ps:.3f}, R {rs:.3f})")
+    rows = [json.loads(x) for x in (REPO / "tests/data/gate_eval.jsonl").read_text(encoding="utf-8").splitlines()]
+    rows = [r for r in rows if r["kind"] not in ("augmenter:keyboard", "augmenter:char_noise", "augmenter:ocr")]
+    changed = np.array([r["label"] == "changed" for r in rows])
+    g = {}
+    for k, e in enc.items():
+        g[k] = (e.encode([r["original"] for r in rows], 64) * e.encode([r["edited"] for r in rows], 64)).sum(1)
+    (f, p, r), t, (fs, ps, rs) = same_f1(g["onnx"], g["static"], changed, 0.75, above=False)
+    share = float((g["onnx"][~changed] < 0.75).mean())
+    print(f"gate (tests/data/gate_eval.jsonl, {len(rows)} word-level pairs; meaning changed = positive, "
+          f"predicted when cos < t): onnx 0.75: F1 {f:.4f} (P {p:.3f}, R {r:.3f}), rejects {share:.1%} of kept "
+          f"pairs -> static same F1 at {t:.3f}; same share of kept pairs at "
+          f"{np.quantile(g['static'][~changed], share):.3f}; copies (cos >= 0.99) among kept pairs: onnx "
+          f"{(g['onnx'][~changed] >= 0.99).mean():.1%}, static {(g['static'][~changed] >= 0.99).mean():.1%}")
 
 
 if __name__ == "__main__":

@@ -14,8 +14,10 @@ Backends (``embed(..., backend=...)``, or the ``CURATE_EMBED_BACKEND`` environme
   the MatMuls fed by a GELU stay fp32 (their activations' outliers are where the drift came from). When it is exported, its drift
   from the fp32 vectors is measured on a fixed probe set and recorded (``meta.json`` beside it).
 * ``static`` — a static (bag-of-token-vectors) model distilled from the same model with
-  model2vec's ``distill``; one-time distillation takes minutes on a laptop CPU; encoding is
-  hundreds of times faster than the network but paraphrase quality drops (see bench/embed.py).
+  model2vec's ``distill``; encoding is ~100× faster than the network but paraphrase quality drops
+  a little (see bench/embed.py) and its cosines live in another space (thresholds tuned on
+  MiniLM do not carry over: see each step's docstring). The distillation takes minutes, so it
+  is never done silently inside a run: ``curate setup embeddings --static`` builds it once.
 * ``auto`` (default) — torch on a GPU; else ``onnx`` when ONNX Runtime is installed (extra
   ``[fast-embed]``) and the model is a plain Transformer → Pooling (→ Normalize) pipeline; torch
   otherwise. Not int8: dynamic quantisation scales activations per batch, so an int8 vector
@@ -23,6 +25,12 @@ Backends (``embed(..., backend=...)``, or the ``CURATE_EMBED_BACKEND`` environme
   check a recorded similarity (SMOTE's honesty check) need a text's vector to be its own. The
   int8 drift recorded at export is what ``onnx-int8`` users can read; :func:`int8_ok` applies
   the :data:`INT8_MIN_MEAN_COSINE` rule.
+
+Steps that embed take one shared option block, :class:`EmbedConfig` (``embedding: {model,
+backend, batch_size, device}``); ``$CURATE_EMBED_BACKEND`` overrides its ``backend`` for
+operators. ``curate setup embeddings [--int8] [--static]`` exports ahead of time. ONNX Runtime's
+threading is the operator's too (:func:`session_settings`): ``$CURATE_EMBED_SESSIONS``,
+``$CURATE_EMBED_THREADS``, ``$CURATE_EMBED_SPIN``; they change speed, not vectors.
 
 Exported models are cached on disk (``$CURATE_CACHE_DIR/embed`` or ``~/.cache/curate/embed``),
 keyed by model and backend, so the export happens once; everything runs with
@@ -43,6 +51,7 @@ from pathlib import Path
 from typing import Any, Literal, Sequence, get_args
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, model_serializer, model_validator
 
 from curate.errors import CurateError
 from curate.extras import available, require
@@ -219,6 +228,27 @@ class TorchEncoder:
         return v.astype(np.float32, copy=False)
 
 
+def session_settings() -> tuple[int, int, bool]:
+    """ONNX Runtime sessions per encoder, intra-op threads per session (0 = ORT's default) and
+    whether idle threads spin, from ``$CURATE_EMBED_SESSIONS`` (default 1),
+    ``$CURATE_EMBED_THREADS`` (default: ORT's choice, or 1 with several sessions) and
+    ``$CURATE_EMBED_SPIN`` (default 1). Several one-thread sessions, each fed every n-th batch,
+    keep the cores busy without ORT's thread handshakes; turning spinning off stops idle
+    threads from burning a shared machine's cores (see bench/embed.py for both)."""
+    def num(name: str, default: int) -> int:
+        raw = os.environ.get(name, "").strip()
+        try:
+            v = int(raw) if raw else default
+        except ValueError:
+            raise CurateError(f"{name}={raw!r}: give a whole number") from None
+        if v < 0:
+            raise CurateError(f"{name}={raw!r}: give a number >= 0")
+        return v
+    sessions = max(1, num("CURATE_EMBED_SESSIONS", 1))
+    threads = num("CURATE_EMBED_THREADS", 1 if sessions > 1 else 0)
+    return sessions, threads, bool(num("CURATE_EMBED_SPIN", 1))
+
+
 class OnnxEncoder:
     """A sentence-transformers model exported to ONNX and run by ONNX Runtime: fast tokenizer
     (``tokenizers``), length-sorted batches padded to their longest row, pooling and L2
@@ -229,12 +259,16 @@ class OnnxEncoder:
         ort = require("onnxruntime", extra="fast-embed", what="the onnx embedding backend")
         from tokenizers import Tokenizer
         self.backend, self.meta, self.spec = backend, meta or {}, spec
+        n, threads, spin = session_settings()
         so = ort.SessionOptions()
         so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        threads = os.environ.get("CURATE_EMBED_THREADS")
         if threads:
-            so.intra_op_num_threads = int(threads)
-        self.session = ort.InferenceSession(str(onnx_path), so, providers=["CPUExecutionProvider"])
+            so.intra_op_num_threads = threads
+        if not spin:
+            so.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        self.sessions = [ort.InferenceSession(str(onnx_path), so, providers=["CPUExecutionProvider"])
+                         for _ in range(n)]
+        self.session = self.sessions[0]
         self.inputs = {i.name for i in self.session.get_inputs()}
         tok = Tokenizer.from_file(str(folder / "tokenizer.json"))
         pad = tok.padding or {}
@@ -244,14 +278,14 @@ class OnnxEncoder:
         self.tok = tok
         self.dim = int(self.session.get_outputs()[0].shape[-1] or spec.get("hidden") or 0)
 
-    def _run(self, texts: list[str]) -> np.ndarray:
+    def _run(self, texts: list[str], session: Any = None) -> np.ndarray:
         enc = self.tok.encode_batch(texts)
         ids = np.array([e.ids for e in enc], dtype=np.int64)
         mask = np.array([e.attention_mask for e in enc], dtype=np.int64)
         feed = {"input_ids": ids, "attention_mask": mask}
         if "token_type_ids" in self.inputs:
             feed["token_type_ids"] = np.array([e.type_ids for e in enc], dtype=np.int64)
-        h = self.session.run(None, feed)[0]
+        h = (session or self.session).run(None, feed)[0]
         pooling = self.spec["pooling"]
         if pooling == "cls_token":
             return h[:, 0]
@@ -268,9 +302,18 @@ class OnnxEncoder:
         order = length_order(texts)
         out = np.empty((len(texts), self.dim), dtype=np.float32)
         batch_size = max(1, min(batch_size, self.MAX_BATCH))
-        for start in range(0, len(texts), batch_size):
-            idx = order[start:start + batch_size]
-            out[idx] = self._run([texts[i] for i in idx])
+        batches = [order[s:s + batch_size] for s in range(0, len(texts), batch_size)]
+        n = min(len(self.sessions), len(batches))
+
+        def work(k: int) -> None:                    # ONNX Runtime releases the GIL while it runs
+            for idx in batches[k::n]:
+                out[idx] = self._run([texts[i] for i in idx], self.sessions[k])
+        if n == 1:
+            work(0)
+        elif n > 1:
+            from concurrent.futures import ThreadPoolExecutor
+            with ThreadPoolExecutor(n) as pool:
+                list(pool.map(work, range(n)))
         return _l2(out)
 
 
@@ -415,8 +458,31 @@ def exported_model(model: str | None, backend: str) -> tuple[Path, Path, dict[st
         return folder, q / "model.onnx", spec, _read_json(q / "meta.json")
 
 
-def static_model(model: str | None) -> Path:
-    """The cached model2vec distillation of ``model`` (distilled once; minutes on a CPU)."""
+STATIC_RECIPE = "static-v1"
+
+
+def static_model_dir(model: str | None) -> Path:
+    """Where the static distillation of ``model`` lives in the cache (it may not exist yet)."""
+    return cache_dir() / _model_key(_local_model_dir(model), STATIC_RECIPE) / "static"
+
+
+def setup_hint(model: str | None, static: bool = True) -> str:
+    """The command that builds the cached models for ``model``."""
+    flag = " --static" if static else ""
+    return f"curate setup embeddings{flag}" + (f" --model {model}" if model else "")
+
+
+def static_model(model: str | None, build: bool = False) -> Path:
+    """The cached model2vec distillation of ``model``. Distilling takes minutes on a CPU, so it
+    happens only with ``build=True`` (``curate setup embeddings --static``); otherwise a missing
+    model is a :class:`CurateError` that says how to build it."""
+    final = static_model_dir(model)
+    if (final / "meta.json").is_file():
+        return final
+    if not build:
+        raise CurateError(f"embedding backend 'static': the static model for {model or DEFAULT_MODEL!r} "
+                          f"is not built yet (looked in {final.parent}); build it once with "
+                          f"`{setup_hint(model)}` (minutes on a CPU), or use backend onnx/torch")
     folder = _local_model_dir(model)
     require("model2vec", extra="fast-embed", what="the static embedding backend")
     try:
@@ -424,7 +490,6 @@ def static_model(model: str | None) -> Path:
     except ImportError as e:
         raise CurateError(f"the static embedding backend distils with model2vec's distill extra: {e}; "
                           "install the [fast-embed] extra") from None
-    final = cache_dir() / _model_key(folder, "static-v1") / "static"
     with _EXPORT_LOCK:
         if not (final / "meta.json").is_file():
             tmp = Path(tempfile.mkdtemp(prefix=".static-", dir=_mk(final.parent)))
@@ -522,3 +587,76 @@ def embed(texts: Sequence[str], model: str | None = None, batch_size: int = 64,
         return np.zeros((0, 384), dtype=np.float32)
     enc = load_encoder(model, device, backend)
     return enc.encode(list(texts), batch_size, show_progress)
+
+
+# ----------------------------------------------------------------------------- step options
+def env_backend() -> str | None:
+    """``$CURATE_EMBED_BACKEND`` when set (validated), else ``None``."""
+    b = os.environ.get(BACKEND_ENV, "").strip()
+    return default_backend() if b else None
+
+
+class EmbedConfig(BaseModel):
+    """Sentence-embedding options shared by every step that embeds (``embedding: {...}``).
+    ``$CURATE_EMBED_BACKEND``, when set, overrides ``backend`` (for operators)."""
+
+    model_config = ConfigDict(extra="forbid")
+    model: str | None = Field(default=None, description="sentence-transformers model name or path "
+                              "(default: the offline all-MiniLM-L6-v2).")
+    backend: Backend = Field(default="auto", description="auto (torch on a GPU, else ONNX fp32), torch, "
+                             "onnx, onnx-int8, or static (model2vec; build it first with `curate setup "
+                             "embeddings --static`; its cosines need their own thresholds). "
+                             "$CURATE_EMBED_BACKEND overrides it.")
+    batch_size: int = Field(default=64, ge=1, le=4096, description="Texts per encoder batch.")
+    device: str | None = Field(default=None, description="Encoder device (cpu, cuda); default auto.")
+
+    @model_validator(mode="after")
+    def _static_built(self) -> "EmbedConfig":
+        # a configured static backend is checked here; one forced by $CURATE_EMBED_BACKEND when
+        # the encoder loads (steps that never embed, e.g. balance: oversample, must not fail)
+        if self.backend == "static" and self.effective_backend() == "static":
+            try:
+                static_model(self.model)      # says how to build it when it is missing
+            except CurateError as e:
+                raise ValueError(str(e)) from None
+        return self
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler):
+        """Dumps (the step's recorded config and fingerprint) name the backend that runs: an
+        override from ``$CURATE_EMBED_BACKEND`` replaces the configured one."""
+        out = handler(self)
+        env = os.environ.get(BACKEND_ENV, "").strip()
+        if isinstance(out, dict) and env in BACKENDS:
+            out["backend"] = env
+        return out
+
+    def effective_backend(self) -> str:
+        """The backend that will run: ``$CURATE_EMBED_BACKEND`` if set, else ``backend``."""
+        return env_backend() or self.backend
+
+    def embed(self, texts: Sequence[str], show_progress: bool = False) -> np.ndarray:
+        """:func:`embed` with these options."""
+        return embed(texts, self.model, self.batch_size, self.device, show_progress,
+                     backend=self.effective_backend())
+
+
+def fold_embed_keys(data: Any, keys: dict[str, str], field: str = "embedding") -> Any:
+    """For a ``model_validator(mode="before")``: accept the older flat spellings (``keys``: old
+    name → :class:`EmbedConfig` field, e.g. ``{"embed_model": "model"}``) by moving them into
+    ``field``; giving both spellings of one option is an error."""
+    if not isinstance(data, dict) or not any(k in data for k in keys):
+        return data
+    data = dict(data)
+    block = data.get(field)
+    block = dict(block) if isinstance(block, dict) else ({} if block is None else block)
+    if not isinstance(block, dict):             # an EmbedConfig instance: fold into its fields
+        block = block.model_dump(exclude_unset=True)
+    for old, new in keys.items():
+        if old in data:
+            value = data.pop(old)
+            if new in block and block[new] != value:
+                raise ValueError(f"`{old}` and `{field}.{new}` both given; keep `{field}.{new}`")
+            block[new] = value
+    data[field] = block
+    return data

@@ -26,11 +26,12 @@ from typing import Annotated, Any, Literal, Union
 
 import numpy as np
 import polars as pl
-from pydantic import Discriminator, Field, Tag
+from pydantic import Discriminator, Field, Tag, model_validator
 
 from curate import records as R
 from curate.augmenters.spec import (BUILTIN_CONFIGS, AugmenterSpec, CustomAugmenterSpec, LLMSpec,
                                     _spec_name)
+from curate.embed import EmbedConfig, fold_embed_keys
 from curate.errors import DataError
 from curate.registry import register_step
 from curate.step import Step, StepConfig, StepContext, StepResult
@@ -61,10 +62,11 @@ class BalanceConfig(StepConfig):
     text: str = Field(default="text", description="Text column embedded for embedding methods.")
     embedding_column: str | None = Field(
         default=None, description="Use this list[float] column as embeddings instead of embedding `text` "
-                                  "(for SMOTE it must come from `embed_model`: generated texts are embedded "
-                                  "with it and compared to the synthetic points).")
-    embed_model: str | None = Field(
-        default=None, description="sentence-transformers model name/path; default all-MiniLM-L6-v2 (offline).")
+                                  "(for SMOTE it must come from `embedding`'s model: generated texts are "
+                                  "embedded with it and compared to the synthetic points).")
+    embedding: EmbedConfig = Field(
+        default_factory=EmbedConfig, description="Encoder: model, backend, batch_size, device (flat "
+                                                 "`embed_model` also accepted).")
     k_neighbors: int = Field(default=5, ge=1, le=100, description="Neighbours for SMOTE variants.")
     small_class: Literal["reduce_k", "error"] = Field(
         default="reduce_k",
@@ -94,6 +96,11 @@ class BalanceConfig(StepConfig):
     max_ratio: float | None = Field(
         default=None, gt=1, description="Fail when a class grows or shrinks by more than this factor "
                                         "(e.g. 10: no class is copied/synthesised past 10x, nor cut below 1/10).")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _flat_embed_keys(cls, data):
+        return fold_embed_keys(data, {"embed_model": "model"})
 
 
 def label_counts(labels: pl.Series) -> dict[str, int]:
@@ -321,23 +328,23 @@ def embeddings(df: pl.DataFrame, cfg: BalanceConfig) -> np.ndarray:
         raise DataError(f"step balance: method {cfg.method} embeds column {cfg.text!r}, which is missing; "
                         f"columns are: {', '.join(map(repr, df.columns))}")
     texts = df[cfg.text].cast(pl.String).fill_null("").to_list()
-    return cached_embed(texts, cfg.embed_model)
+    return cached_embed(texts, cfg.embedding)
 
 
-_EMBED_CACHE: dict[tuple[str | None, str], np.ndarray] = {}
+_EMBED_CACHE: dict[tuple[str, str], np.ndarray] = {}
 
 
-def cached_embed(texts: list[str], model: str | None) -> np.ndarray:
+def cached_embed(texts: list[str], emb: EmbedConfig) -> np.ndarray:
     """:func:`curate.embed.embed`, memoised per process for the last few text lists (several
     balance runs over the same table, e.g. comparing methods, embed it once)."""
     import xxhash
 
-    from curate.embed import embed
-    key = (model, xxhash.xxh3_128_hexdigest("\x1f".join(texts).encode()))
+    key = (f"{emb.model}|{emb.effective_backend()}|{emb.device}",
+           xxhash.xxh3_128_hexdigest("\x1f".join(texts).encode()))
     if key not in _EMBED_CACHE:
         if len(_EMBED_CACHE) >= 4:
             _EMBED_CACHE.pop(next(iter(_EMBED_CACHE)))
-        _EMBED_CACHE[key] = embed(texts, model)
+        _EMBED_CACHE[key] = emb.embed(texts)
     return _EMBED_CACHE[key]
 
 

@@ -28,37 +28,6 @@ TEXTS = [
 ]
 
 
-@pytest.fixture(scope="module")
-def tiny_st(tmp_path_factory) -> Path:
-    """A sentence-transformers folder: random 2-layer BERT, MiniLM's tokenizer, mean pooling."""
-    import torch
-    from transformers import BertConfig, BertModel
-    src = Path(E.resolve_model_path(None))
-    dst = tmp_path_factory.mktemp("tiny_st")
-    torch.manual_seed(0)
-    cfg = BertConfig(vocab_size=30522, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                     intermediate_size=64, max_position_embeddings=512)
-    BertModel(cfg).save_pretrained(str(dst))
-    for f in ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json",
-              "modules.json", "sentence_bert_config.json"):
-        shutil.copy(src / f, dst / f)
-    (dst / "1_Pooling").mkdir()
-    pool = json.loads((src / "1_Pooling" / "config.json").read_text())
-    pool["word_embedding_dimension"] = 32
-    (dst / "1_Pooling" / "config.json").write_text(json.dumps(pool))
-    (dst / "2_Normalize").mkdir(exist_ok=True)
-    return dst
-
-
-@pytest.fixture
-def cache(tmp_path, monkeypatch) -> Path:
-    monkeypatch.setenv(E.CACHE_ENV, str(tmp_path / "cache"))
-    monkeypatch.delenv(E.BACKEND_ENV, raising=False)
-    E.load_encoder.cache_clear()
-    yield tmp_path / "cache"
-    E.load_encoder.cache_clear()
-
-
 def test_length_order_longest_first_and_stable():
     order = E.length_order(["bb", "a", "ccc", "dd", ""])
     assert order.tolist() == [2, 0, 3, 1, 4]
@@ -78,6 +47,23 @@ def test_onnx_close_to_torch_and_order_restored(tiny_st, cache):
     shuffled = [TEXTS[i] for i in (3, 0, 6, 1, 5, 2, 4)]
     assert np.allclose(E.embed(shuffled, model, batch_size=2, backend="onnx"),
                        onnx_v[[3, 0, 6, 1, 5, 2, 4]], atol=1e-5)
+
+
+def test_parallel_sessions_give_the_same_vectors(tiny_st, cache, monkeypatch):
+    one = E.embed(TEXTS * 5, str(tiny_st), batch_size=2, backend="onnx")
+    monkeypatch.setenv("CURATE_EMBED_SESSIONS", "3")
+    monkeypatch.setenv("CURATE_EMBED_SPIN", "0")
+    assert E.session_settings() == (3, 1, False)
+    E.load_encoder.cache_clear()
+    enc = E.load_encoder(str(tiny_st), None, "onnx")
+    assert len(enc.sessions) == 3
+    assert np.allclose(enc.encode(TEXTS * 5, 2), one, atol=1e-6)
+    assert np.allclose(enc.encode(TEXTS[:1], 2), one[:1], atol=1e-6)     # fewer batches than sessions
+    monkeypatch.setenv("CURATE_EMBED_THREADS", "2")
+    assert E.session_settings() == (3, 2, False)
+    monkeypatch.setenv("CURATE_EMBED_SESSIONS", "two")
+    with pytest.raises(CurateError, match="CURATE_EMBED_SESSIONS='two'"):
+        E.session_settings()
 
 
 def test_int8_export_records_drift_and_is_cached(tiny_st, cache, monkeypatch):
@@ -139,12 +125,8 @@ def test_empty_input_loads_nothing(monkeypatch):
 
 def test_static_encoder_reads_a_model2vec_folder(tmp_path):
     pytest.importorskip("model2vec")
-    from model2vec import StaticModel
-    from tokenizers import Tokenizer
-    tok = Tokenizer.from_file(str(Path(E.resolve_model_path(None)) / "tokenizer.json"))
-    vecs = np.random.default_rng(0).normal(size=(tok.get_vocab_size(), 16)).astype(np.float32)
-    StaticModel(vectors=vecs, tokenizer=tok).save_pretrained(str(tmp_path / "static"))
-    enc = E.StaticEncoder(tmp_path / "static")
+    from .conftest import write_static
+    enc = E.StaticEncoder(write_static(tmp_path / "static"))
     v = enc.encode(TEXTS[:5], 64)
     assert v.shape == (5, 16) and np.allclose(np.linalg.norm(v, axis=1), 1, atol=1e-5)
     assert np.allclose(enc.encode(TEXTS[:5][::-1], 64), v[::-1], atol=1e-6)

@@ -5,30 +5,64 @@ sentence-transformers model name or path works) or from a column of precomputed 
 Small tables are compared all-pairs in blocks (one matrix product per block, memory
 ``block × n``); larger ones are split into k-means buckets and each row is compared with the
 rows of its ``probes`` nearest buckets, so work grows ~n·n/buckets instead of n².
+
+``threshold: auto`` (the default) follows the backend (``embedding.backend``, or
+``$CURATE_EMBED_BACKEND``): 0.9 for the network (torch, onnx, onnx-int8: the same cosines to
+~1e-3), :data:`STATIC_THRESHOLD` for the static model, whose cosines live in another space. That
+value was measured (``python bench/embed.py --thresholds``) on MRPC train (4,075 pairs): MiniLM at
+0.9 gives paraphrase F1 0.501 (P 0.881, R 0.350); static gives the same F1 at 0.913 (0.498,
+P 0.913, R 0.343). The mapping depends on the data: among the 5,171 distinct SMS texts MiniLM
+finds 425 pairs at ≥ 0.9, static 1,184 at ≥ 0.9, 826 at ≥ 0.913, and as many (425) only at
+0.942, so for short chatty texts set a higher static threshold by hand.
 """
 from __future__ import annotations
 
 import numpy as np
 import polars as pl
-from pydantic import BaseModel, ConfigDict, Field
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from curate.embed import EmbedConfig, fold_embed_keys
+
+#: ``threshold: auto``: MiniLM's 0.9, and the static model's threshold with the same MRPC F1.
+DEFAULT_THRESHOLD = 0.9
+STATIC_THRESHOLD = 0.913
 
 
 class SemanticConfig(BaseModel):
     """Embedding-based duplicate options (``dedup: {semantic: {...}}``)."""
 
     model_config = ConfigDict(extra="forbid")
-    threshold: float = Field(default=0.9, ge=-1.0, le=1.0,
-                             description="Cosine similarity at or above which two rows are duplicates.")
-    model: str | None = Field(default=None, description="sentence-transformers model name or path "
-                              "(default: the offline all-MiniLM-L6-v2).")
+    threshold: Annotated[float, Field(ge=-1.0, le=1.0)] | Literal["auto"] = Field(
+        default="auto",
+        description="Cosine similarity at or above which two rows are duplicates; `auto`: 0.9, or "
+                    f"{STATIC_THRESHOLD} with the static backend (same MRPC F1).")
+    embedding: EmbedConfig = Field(default_factory=EmbedConfig, description="Encoder: model, backend, "
+                                   "batch_size, device (flat `model`/`batch_size`/`device` also accepted).")
     embedding_column: str | None = Field(default=None, description="Use this list[float] column "
                                          "instead of computing embeddings.")
-    batch_size: int = Field(default=64, ge=1, le=4096, description="Encoder batch size.")
     buckets: int | None = Field(default=None, ge=1, description="k-means buckets (default: "
                                 "all-pairs up to `exact_limit` rows, else about n/2000).")
     probes: int = Field(default=2, ge=1, le=64, description="Buckets each row is compared against.")
     exact_limit: int = Field(default=20_000, ge=0, description="Up to this many rows, compare all pairs.")
-    device: str | None = Field(default=None, description="Encoder device (cpu, cuda); default auto.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _flat_embed_keys(cls, data):
+        return fold_embed_keys(data, {"model": "model", "batch_size": "batch_size", "device": "device"})
+
+    @model_validator(mode="after")
+    def _auto_threshold(self) -> "SemanticConfig":
+        if self.threshold == "auto":
+            static = not self.embedding_column and self.embedding.effective_backend() == "static"
+            self.threshold = STATIC_THRESHOLD if static else DEFAULT_THRESHOLD
+        return self
+
+    @property
+    def model(self) -> str | None:
+        """The encoder's model name (``embedding.model``), as the dedup step's stats read it."""
+        return self.embedding.model
 
 
 def embeddings(df: pl.DataFrame, texts: list[str], cfg: SemanticConfig) -> np.ndarray:
@@ -37,8 +71,7 @@ def embeddings(df: pl.DataFrame, texts: list[str], cfg: SemanticConfig) -> np.nd
         v = np.asarray(df[cfg.embedding_column].to_list(), dtype=np.float32)
         norm = np.linalg.norm(v, axis=1, keepdims=True)
         return v / np.where(norm == 0, 1, norm)
-    from curate.embed import embed
-    return embed(texts, model=cfg.model, batch_size=cfg.batch_size, device=cfg.device)
+    return cfg.embedding.embed(texts)
 
 
 def _block_pairs(emb: np.ndarray, rows: np.ndarray, cols: np.ndarray, threshold: float,

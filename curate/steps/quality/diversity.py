@@ -20,9 +20,10 @@ import math
 
 import numpy as np
 import polars as pl
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from curate import records as R
+from curate.embed import EmbedConfig, fold_embed_keys
 from curate.registry import register_step
 from curate.step import Step, StepConfig, StepContext, StepResult
 
@@ -39,8 +40,13 @@ class DiversityConfig(StepConfig):
     examples: int = Field(default=2, ge=0, description="Example rows listed per rare cluster.")
     min_cluster_share: float = Field(default=0.01, ge=0, le=1, description="Clusters below this share of rows count as small.")
     cluster_column: str | None = Field(default=None, description="Keep each row's cluster id in this column.")
-    model: str | None = Field(default=None, description="Embedding model (default: offline all-MiniLM-L6-v2).")
-    batch_size: int = Field(default=64, ge=1, description="Texts per embedding batch.")
+    embedding: EmbedConfig = Field(default_factory=EmbedConfig, description="Encoder: model, backend, "
+                                   "batch_size, device (flat `model`/`batch_size` also accepted).")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _flat_embed_keys(cls, data):
+        return fold_embed_keys(data, {"model": "model", "batch_size": "batch_size"})
 
 
 def distinct_n(texts: pl.Series, ns: list[int]) -> dict[str, float]:
@@ -82,9 +88,8 @@ class DiversityReport(Step):
     def _clusters(self, df: pl.DataFrame, texts: pl.Series, ctx: StepContext):
         from sklearn.cluster import KMeans
 
-        from curate.embed import embed
         c = self.config
-        vecs = embed(texts.to_list(), c.model, c.batch_size)
+        vecs = c.embedding.embed(texts.to_list())
         k = min(c.clusters, df.height)
         labels = KMeans(n_clusters=k, n_init=3, random_state=ctx.seed).fit_predict(vecs) if k > 1 \
             else np.zeros(df.height, dtype=np.int64)

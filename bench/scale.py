@@ -6,13 +6,18 @@ that do only the run (``curate build --quiet --no-report`` on a fresh cache), ea
 
 * **row-local**: jsonl source → clean, no output: the streaming part (sources write parts of
   ``batch_size`` rows, clean runs shard by shard); its RSS should be flat in N;
-* **full**: jsonl source → clean → dedup (exact + near, MinHash-LSH) → jsonl output; dedup is a
-  global step and gets its input as one frame, so this grows with N.
+* **full**: jsonl source → clean → dedup (exact + near, MinHash-LSH) → jsonl output;
+* **dedup**: the dedup step alone, rerun from the full run's cache (``curate build --only
+  dedup``: cached upstream tables, no outputs), so its peak RSS is the step's (plus reading
+  the cache). Dedup reads its input part by part (``Dedup.process_table``): per row it keeps a
+  few fixed-size numbers, never texts, so this should stay flat-ish in N, well under 1.5 GiB at
+  10M. The full run's RSS also holds what the outputs hold (an output that does not stream gets
+  the final table as one frame).
 
     python bench/scale.py --small                    # 100k, 300k
     python bench/scale.py --docs 1000000,3000000,10000000
 
-The last line is ``rss_10m_gib=<full-run peak RSS at the largest size> time_ratio_10m_vs_1m=<full
+The last line is ``rss_10m_gib=<dedup-step peak RSS at the largest size> time_ratio_10m_vs_1m=<full
 time at the largest size / at the smallest>``; with other sizes than 1M and 10M the same keys
 are printed for the largest and smallest sizes run (a line above says which). Linear time means
 a ratio equal to the size ratio (printed too, with the per-document ratio).
@@ -55,9 +60,9 @@ def pipeline(corpus: Path, work: Path, full: bool, batch_size: int) -> Path:
     return f
 
 
-def measure(pipe: Path, timeout: float) -> tuple[float, float]:
-    """(seconds, peak RSS in GiB) of ``curate build`` in a child process."""
-    cmd = [sys.executable, "-m", "curate.cli", "build", "--quiet", "--no-report", "--force", str(pipe)]
+def measure(pipe: Path, timeout: float, args: tuple[str, ...] = ("--force",)) -> tuple[float, float]:
+    """(seconds, peak RSS in GiB) of ``curate build`` (with ``args``) in a child process."""
+    cmd = [sys.executable, "-m", "curate.cli", "build", "--quiet", "--no-report", *args, str(pipe)]
     t = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                             env={**os.environ, "HF_HUB_OFFLINE": "1"})
@@ -89,7 +94,8 @@ def main() -> None:
     data = Path(a.data or Path(tempfile.gettempdir()) / "curate-bench")
     data.mkdir(parents=True, exist_ok=True)
     rows = []
-    print(f"{'docs':>11} {'row-local s':>11} {'RSS GiB':>8} {'full s':>9} {'RSS GiB':>8} {'docs/s':>9}")
+    print(f"{'docs':>11} {'row-local s':>11} {'RSS GiB':>8} {'full s':>9} {'RSS GiB':>8} {'docs/s':>9}"
+          f" {'dedup s':>9} {'RSS GiB':>8}")
     for n in sizes:
         corpus = data / f"docs-{n}.jsonl"         # generated in a child: this process stays small
         subprocess.run([sys.executable, str(HERE / "_gen.py"), str(corpus), str(n)], check=True,
@@ -97,21 +103,25 @@ def main() -> None:
         with tempfile.TemporaryDirectory(dir=data) as tmp:
             work = Path(tmp)
             t_row, rss_row = measure(pipeline(corpus, work, False, a.batch_size), a.timeout)
-            t_full, rss_full = measure(pipeline(corpus, work, True, a.batch_size), a.timeout)
-        rows.append((n, t_row, rss_row, t_full, rss_full))
-        print(f"{n:>11,} {t_row:>11.1f} {rss_row:>8.2f} {t_full:>9.1f} {rss_full:>8.2f} {n / t_full:>9,.0f}",
-              flush=True)
+            full = pipeline(corpus, work, True, a.batch_size)
+            t_full, rss_full = measure(full, a.timeout)
+            t_dd, rss_dd = measure(full, a.timeout, ("--only", "dedup"))
+        rows.append((n, t_row, rss_row, t_full, rss_full, t_dd, rss_dd))
+        print(f"{n:>11,} {t_row:>11.1f} {rss_row:>8.2f} {t_full:>9.1f} {rss_full:>8.2f} {n / t_full:>9,.0f}"
+              f" {t_dd:>9.1f} {rss_dd:>8.2f}", flush=True)
     small, large = rows[0], rows[-1]
     size_ratio = large[0] / small[0]
     t_ratio = large[3] / small[3]
     print(f"row-local RSS: {small[2]:.2f} GiB at {small[0]:,} docs, {large[2]:.2f} GiB at {large[0]:,} "
           f"(x{large[2] / small[2]:.2f} for x{size_ratio:.0f} documents)")
     print(f"full-run time x{t_ratio:.2f} for x{size_ratio:.0f} documents: per-document time ratio "
-          f"{t_ratio / size_ratio:.2f} (1.00 = linear)")
+          f"{t_ratio / size_ratio:.2f} (1.00 = linear); dedup step x{large[5] / small[5]:.2f}")
+    print(f"dedup-step RSS: {small[6]:.2f} GiB at {small[0]:,} docs, {large[6]:.2f} GiB at {large[0]:,}; "
+          f"full run {small[4]:.2f} -> {large[4]:.2f} GiB")
     if (small[0], large[0]) != (1_000_000, 10_000_000):
-        print(f"keys below: rss at the largest size ({large[0]:,}), time ratio largest/smallest "
+        print(f"keys below: dedup-step rss at the largest size ({large[0]:,}), full-run time ratio largest/smallest "
               f"({large[0]:,} / {small[0]:,}), not 10M / 1M")
-    print(f"rss_10m_gib={large[4]:.2f} time_ratio_10m_vs_1m={t_ratio:.2f}")
+    print(f"rss_10m_gib={large[6]:.2f} time_ratio_10m_vs_1m={t_ratio:.2f}")
 
 
 if __name__ == "__main__":

@@ -170,6 +170,35 @@ class Table:
         for seg in self.segments:
             yield self.read_segment(seg, columns)
 
+    def offsets(self) -> list[int]:
+        """The first row number of every segment, and the row count at the end."""
+        out = [0]
+        for s in self.segments:
+            out.append(out[-1] + s["rows"])
+        return out
+
+    def iter_parts(self, columns: list[str] | None = None) -> Iterator[tuple[int, pl.DataFrame]]:
+        """``(first row number, frame)`` of every segment, in order (only ``columns`` when given)."""
+        off = 0
+        for seg in self.segments:
+            yield off, self.read_segment(seg, columns)
+            off += seg["rows"]
+
+    def iter_take(self, pos: "Any", columns: list[str] | None = None
+                  ) -> Iterator[tuple[pl.DataFrame, int, int]]:
+        """The rows at the sorted row numbers ``pos``, one segment at a time: ``(rows, lo, hi)``
+        where the rows are those of ``pos[lo:hi]``; segments without such rows are not read."""
+        import numpy as np
+        pos = np.asarray(pos, dtype=np.int64)
+        off = 0
+        for seg in self.segments:
+            n = seg["rows"]
+            lo, hi = (int(x) for x in np.searchsorted(pos, [off, off + n]))
+            if hi > lo:
+                frame = self.read_segment(seg, columns)
+                yield frame[pl.Series(pos[lo:hi] - off, dtype=pl.UInt32)], lo, hi
+            off += n
+
     def read(self, columns: list[str] | None = None) -> pl.DataFrame:
         frames = [f for f in self.iter_frames(columns)]
         if not frames:

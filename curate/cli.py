@@ -291,7 +291,7 @@ def show(name: str = typer.Argument(..., help="A source, step or output name (se
     from rich.table import Table
 
     from curate import registry
-    from curate.describe import KINDS, find, first_line, options
+    from curate.describe import KINDS, find, first_line, memory_model, options
     _plugins(plugin)
     found = find(name)
     if not found:
@@ -302,6 +302,8 @@ def show(name: str = typer.Argument(..., help="A source, step or output name (se
         raise typer.Exit(2)
     for kind, cls in found:
         out.print(f"[bold]{kind} {escape(name)}[/]: {escape(first_line(cls))}", highlight=False)
+        if memory_model(cls):
+            out.print(f"memory: {escape(memory_model(cls))}", highlight=False)
         t = Table(show_lines=False)
         for col in ("option", "type", "default", "description"):
             t.add_column(col, overflow="fold")
@@ -326,6 +328,46 @@ def setup_wordnet(target: Optional[Path] = typer.Option(None, help="NLTK data fo
         _error(e)
         raise typer.Exit(1) from None
     out.print(f"WordNet ready for NLTK at {path}")
+
+
+@setup_app.command("embeddings")
+def setup_embeddings(model: Optional[str] = typer.Option(None, help="sentence-transformers name or path "
+                                                           "(default: the offline all-MiniLM-L6-v2)."),
+                     onnx: bool = typer.Option(True, help="Export the ONNX fp32 model (the CPU default backend)."),
+                     int8: bool = typer.Option(False, help="Also quantise it to int8 (backend onnx-int8)."),
+                     static: bool = typer.Option(False, help="Also distil the model2vec static model "
+                                                             "(backend static; minutes on a CPU)."),
+                     ) -> None:
+    """Export embedding models into curate's cache ahead of time ($CURATE_CACHE_DIR/embed)."""
+    from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    from curate.errors import CurateError
+    from curate.setup_embeddings import setup_embeddings as run_setup, stages
+    try:
+        todo = stages(onnx, int8, static)
+    except CurateError as e:
+        _error(e)
+        raise typer.Exit(2) from None
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
+                  TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn(), console=console) as bar:
+        task = bar.add_task("embeddings", total=len(todo))
+
+        def on_stage(backend, built) -> None:
+            if built is None:
+                bar.update(task, description=f"building {backend}")
+            else:
+                bar.advance(task)
+                bar.console.print(f"{backend}: {built.path} ({built.seconds:.1f} s)", highlight=False)
+        try:
+            built = run_setup(model, onnx, int8, static, on_stage=on_stage)
+        except CurateError as e:
+            _error(e)
+            raise typer.Exit(1) from None
+        bar.update(task, description="done")
+    for b in built:
+        drift = (b.meta or {}).get("drift_vs_fp32")
+        out.print(f"{b.backend} ready at {b.path}" + (f" (drift vs fp32 on probe texts: {drift})" if drift else ""),
+                  highlight=False)
 
 
 def main() -> None:

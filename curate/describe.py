@@ -120,6 +120,20 @@ def options(model: type[BaseModel], prefix: str = "", seen: tuple = ()) -> Itera
             yield from options(sub, label, seen + (model,))
 
 
+def memory_model(cls: type) -> str:
+    """How a step's memory grows with its input, as ``curate show`` prints it: the step's own
+    ``memory`` text, else what its scope implies (empty for sources and outputs)."""
+    scope = getattr(cls, "scope", None)
+    if scope is None or not hasattr(cls, "process"):
+        return ""
+    own = getattr(cls, "memory", "")
+    if own:
+        return own
+    if scope == "global":
+        return "global step: gets its whole input as one frame (memory grows with the input)."
+    return "batch step: batch_size rows at a time (flat in the input size)."
+
+
 def find(name: str) -> list[tuple[str, type]]:
     """``(kind, class)`` of every registered component called ``name``."""
     from curate import registry

@@ -11,13 +11,16 @@ The local executor streams. Tables live on disk as Parquet parts in the cache (s
   ``batch_size`` rows at a time, runs, and writes that batch's kept and rejected rows as a shard
   before the next: peak memory is set by ``batch_size``, and a killed run resumes at the first
   unfinished shard (nothing lost, nothing repeated);
-* a global step (dedup, balance, split) gets its whole input as one frame; when it only removes
-  rows, its result is stored as the row numbers it kept over its input's parts, not as a copy,
-  and later steps and outputs read it back part by part (a streamed take). Memory of the global
-  steps today: dedup holds its input frame, texts included, plus its signatures and band keys
-  (about 3.5 GiB at 1M documents of ~100 words); balance and split hold their input frame. A
-  global step that read only ids, labels or signatures part by part would need a step API that
-  takes parts; the row-number storage above is the engine's half of it;
+* a global step (dedup, balance, split) that implements ``process_table`` (dedup with exact and
+  near stages, split) reads its input table part by part itself, only the columns it needs, and
+  returns row positions (:class:`curate.step.TableResult`): the kept rows are stored as row
+  numbers over the input's parts, not as a copy, and the rejected rows are taken from the parts
+  as they are written (a streamed take). Its memory is its own (each step's ``memory`` says it;
+  dedup: fixed-size numbers per row, no texts). Other global steps (and dedup with
+  ``semantic``) get their whole input as one frame; when such a step only removes rows, its
+  result is stored as row numbers too. Split reads only ids, labels, groups and ``parent_id``
+  (:func:`curate.step.narrow_process`; the engine adds its ``split`` column part by part);
+  balance still holds its input frame;
 * outputs read the final table part by part where the output says it streams
   (``Sink.streams``/``write_stream``); the others (today every built-in output) get one frame.
 """
@@ -86,6 +89,9 @@ class Engine:
         self.console = console
         self.cache_root = Path(pipeline.workdir) / pipeline.name
         self._progress = None
+        #: content hashes of the source parts written this run (part checksum -> (column types,
+        #: hashes)), taken while each part was in memory, so giving ids need not read it back
+        self._part_hashes: dict[str, tuple[dict[str, str], np.ndarray]] = {}
 
     # ------------------------------------------------------------------ checks before running
     def preflight(self) -> None:
@@ -212,6 +218,7 @@ class Engine:
         if force or not entry.done:
             entry.clear()
             self._with_ids([t.table("kept") for t in tables], entry, st.digests)
+        self._part_hashes = {}
         st.entry, st.table = entry, entry.table("kept")
         st.digests.update(entry.digests())
 
@@ -229,14 +236,19 @@ class Engine:
         w = TableWriter(entry.dir, "kept")
         entry.dir.mkdir(parents=True, exist_ok=True)
         repeats = _Repeats()
+        known = self._part_hashes
+        want = _content_types(union.schema) if union.width else {}
         for k, (t, seg) in enumerate(segs):
             if not seg["rows"]:
                 continue
-            df = t.read_segment(seg)
-            from curate.cache import conform
-            ids = repeats.number(R.content_hashes(conform(df, schema)))
-            name, digest = w.add_aux(pl.DataFrame({R.ID: ids}), f"ids-{k:06d}.parquet")
             ref = t.resolved()[t.segments.index(seg)]
+            types, hashes = known.get(digests.get(ref["file"], ""), (None, None))
+            if hashes is None or types != want or types != _content_types(empties[k].schema) \
+                    or len(hashes) != seg["rows"] or seg.get("conform") or seg.get("take"):
+                from curate.cache import conform
+                hashes = R.content_hash_ints(conform(t.read_segment(seg), schema))
+            ids = repeats.number(hashes)
+            name, digest = w.add_aux(pl.DataFrame({R.ID: ids}), f"ids-{k:06d}.parquet")
             w.add_segment({**ref, "ids": os.path.normpath(entry.dir / name), "conform": schema},
                           {**digests, os.path.normpath(entry.dir / name): digest})
         if not w.segments:            # no rows at all: an empty table that still has its columns
@@ -439,6 +451,7 @@ class Engine:
         rejects = []
         where = f"sources[{i}].{src.name} ({src.describe()})"
         n = 0
+        hashes = self._part_hashes
 
         def flush(final: bool) -> None:
             nonlocal buf
@@ -446,6 +459,10 @@ class Engine:
             while part.height >= bs or (final and (part.height or (part.width and not w.segments))):
                 piece = part.slice(0, bs)
                 w.add(piece)
+                # content hashes now, while the part is in memory: _with_ids uses them instead
+                # of reading the part back when its columns are those of the combined sources
+                hashes[w.digests[w.segments[-1]["file"]]] = (_content_types(piece.schema),
+                                                             R.content_hash_ints(piece))
                 if content is not None:
                     content.update(canonical_json(schema_text(piece.schema)).encode())
                     content.update(piece.write_ndjson().encode())
@@ -552,7 +569,30 @@ class Engine:
         columns, same values, input order), the kept rows are stored as row numbers over the
         input's parts; otherwise as parts of ``batch_size`` rows. The frame is made contiguous
         first (one copy, before the step allocates): dedup ran ~7% faster at 1M documents on one
-        chunk than on the 20 parts' chunks."""
+        chunk than on the 20 parts' chunks.
+
+        A step whose :meth:`~curate.step.Step.process_table` answers (dedup today) reads the table
+        part by part itself and returns row positions: the kept rows are stored as row numbers and
+        the rejected rows are taken from the parts, one part at a time, with the step's reject
+        columns added."""
+        res = step.process_table(table, ctx) if apply_to is None and table.rows else None
+        if res is not None:
+            res.check(table.rows, step.name)
+            update(table.rows)
+            if res.kept_columns is not None:          # kept rows with the step's new columns
+                for rows, lo, hi in table.iter_take(res.kept):
+                    kw.add(rows.with_columns(res.kept_columns.slice(lo, hi - lo).get_columns()))
+            if res.kept_columns is None and len(res.kept):
+                _take(kw, table, np.asarray(res.kept, dtype=np.int64), digests)
+            elif not len(res.kept):
+                empty = table.read_segment(table.segments[0], limit=0)
+                kw.add(empty if res.kept_columns is None else empty.with_columns(res.kept_columns.get_columns()))
+            # one rejected part per input part (gathered rows share the part's string buffers,
+            # so buffering them across parts would hold those parts whole)
+            for pos, cols in res.rejected:
+                for rows, lo, hi in table.iter_take(pos):
+                    rw.add(_mark(rows.with_columns(cols.slice(lo, hi - lo).get_columns()), step.name))
+            return step.merge_stats([res.stats]), 0
         data = table.read()
         if data.n_chunks() > 1:
             data = data.rechunk()
@@ -725,6 +765,11 @@ def _take(w: TableWriter, table: Table, pos: np.ndarray, digests: dict[str, str]
         w.add_segment({**seg, "take": full, "rows": len(local)}, {**digests, full: digest})
 
 
+def _content_types(schema) -> dict[str, str]:
+    """The user columns of a schema and their types (what a row's content id depends on)."""
+    return {c: repr(t) for c, t in schema.items() if c not in R.RESERVED and c not in R.REJECT_COLUMNS}
+
+
 class _Repeats:
     """Numbers repeated content ids over a whole table read part by part: the k-th repeat of a
     row (in table order) gets ``<id>-k``, as one :func:`curate.records.content_ids` call over
@@ -735,9 +780,13 @@ class _Repeats:
         self.runs: list[np.ndarray] = []
         self.counts: dict[int, int] = {}
 
-    def number(self, base: pl.Series) -> pl.Series:
-        """Ids of the next part's rows from their content hashes (:func:`R.content_hashes`)."""
-        h = base.str.to_integer(base=16, dtype=pl.UInt64).to_numpy()
+    def number(self, hashes: np.ndarray | pl.Series) -> pl.Series:
+        """Ids of the next part's rows from their content hashes (:func:`R.content_hash_ints`,
+        or the hex of :func:`R.content_hashes`)."""
+        if isinstance(hashes, pl.Series):
+            h, base = hashes.str.to_integer(base=16, dtype=pl.UInt64).to_numpy(), hashes
+        else:
+            h, base = hashes, None
         uniq, inv, cnt = np.unique(h, return_inverse=True, return_counts=True)
         order = np.argsort(inv, kind="stable")        # occurrence number of each row in its group
         starts = np.concatenate(([0], np.cumsum(cnt)[:-1]))
@@ -759,6 +808,7 @@ class _Repeats:
                 last = self.runs.pop()      # disjoint sorted runs: timsort merges them in one pass
                 self.runs[-1] = np.sort(np.concatenate((self.runs[-1], last)), kind="stable")
         k = local_k + prior_u[inv]
+        base = R.hex_ids(h) if base is None else base
         if not k.any():
             return base.alias(R.ID)
         ks = pl.Series(k)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 from typing import Iterable
 
+import numpy as np
 import polars as pl
 import xxhash
 
@@ -43,16 +44,33 @@ def content_ids(df: pl.DataFrame, columns: Iterable[str] | None = None) -> pl.Se
 def content_hashes(df: pl.DataFrame, columns: Iterable[str] | None = None) -> pl.Series:
     """The base of :func:`content_ids`: xxh3-64 (16 hex digits) of each row's content, without
     the repeat suffix (the engine numbers repeats over a table it reads part by part)."""
+    return hex_ids(content_hash_ints(df, columns))
+
+
+def content_hash_ints(df: pl.DataFrame, columns: Iterable[str] | None = None) -> np.ndarray:
+    """:func:`content_hashes` as unsigned 64-bit integers (what the engine numbers repeats by)."""
     cols = sorted(columns if columns is not None else content_columns(df))
-    if not cols:
-        return pl.Series(ID, ["0" * 16] * df.height, dtype=pl.String)
+    if not cols or not df.height:
+        return np.zeros(df.height, dtype=np.uint64)
     # One NDJSON line per row: a stable, type-aware serialisation done in Rust, hashed as the
     # UTF-8 bytes polars wrote (no round trip through Python strings).
     # split on b"\n" only: JSON escapes newlines in values, and leaves U+0085, U+2028 ... raw
     buf = io.BytesIO()
     df.select(cols).write_ndjson(buf)
-    lines = buf.getbuffer().tobytes().split(b"\n")[:-1] if df.height else []
-    return pl.Series(ID, list(map(xxhash.xxh3_64_hexdigest, lines)), dtype=pl.String)
+    lines = buf.getvalue().split(b"\n")
+    lines.pop()
+    return np.fromiter(map(xxhash.xxh3_64_intdigest, lines), dtype=np.uint64, count=len(lines))
+
+
+_HEX_PAIRS = np.frombuffer(b"".join(b"%02x" % i for i in range(256)), dtype=np.uint16)
+
+
+def hex_ids(hashes: np.ndarray) -> pl.Series:
+    """64-bit hashes as 16 lowercase hex digits each (an ``id`` column), built without a Python
+    string per row: big-endian bytes, two digits per byte, read by polars as 16-byte values."""
+    h = np.ascontiguousarray(hashes, dtype=np.uint64).astype(">u8")
+    digits = _HEX_PAIRS[h.view(np.uint8)].view("S16") if len(h) else np.array([], dtype="S16")
+    return pl.Series(ID, digits).cast(pl.String)
 
 
 def with_ids(df: pl.DataFrame) -> pl.DataFrame:

@@ -7,6 +7,11 @@ Three shapes cover almost every step:
   vectorised and records the first failing reason per row.
 * :class:`Mapper` — return the batch with new or rewritten columns (same rows, same ids).
 * :class:`Step` with ``scope = "global"`` — sees the whole table (dedup, balance, split, synth).
+  A global step may also implement :meth:`Step.process_table`: it reads the input
+  :class:`curate.cache.Table` part by part (only the columns it needs) and returns row
+  *positions* (:class:`TableResult`); the engine then takes the kept and rejected rows from the
+  parts as it writes them, so the step never holds the whole table. Each global step states its
+  memory model in ``memory`` (``curate show`` prints it).
 
 The engine owns accounting (every input id leaves exactly once, as kept or rejected; new ids are
 counted as created), timing, caching and the reject files.
@@ -18,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, ClassVar, Literal
 
+import numpy as np
 import polars as pl
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -49,6 +55,42 @@ class StepResult:
 
 
 @dataclass
+class TableResult:
+    """What :meth:`Step.process_table` returns: positions (row numbers of the input table).
+
+    ``kept``: sorted positions of the kept rows (values unchanged). ``rejected``: groups of
+    ``(positions, columns)``, written in group order; within a group the positions are sorted and
+    ``columns`` (one row per position: ``step``/``reason``/``detail`` and any step columns such as
+    ``duplicate_of``) is added to the input row with ``with_columns``."""
+
+    kept: np.ndarray
+    rejected: list[tuple[np.ndarray, pl.DataFrame]] = field(default_factory=list)
+    stats: dict[str, Any] = field(default_factory=dict)
+    #: columns added to (or rewritten in) the kept rows, one row per kept position (``split``);
+    #: None: the kept rows are unchanged (stored as row numbers)
+    kept_columns: pl.DataFrame | None = None
+
+    def check(self, rows: int, step: str) -> None:
+        """Accounting: every input row is kept or rejected exactly once, each rejection with a reason."""
+        from curate.errors import StepError
+        if self.kept_columns is not None and self.kept_columns.height != len(self.kept):
+            raise StepError(f"step {step}: kept columns do not match the kept rows")
+        seen = np.zeros(rows, dtype=np.int8)
+        for pos, cols in [(self.kept, None)] + list(self.rejected):
+            pos = np.asarray(pos)
+            if len(pos) and (pos.min() < 0 or pos.max() >= rows or (np.diff(pos) <= 0).any()):
+                raise StepError(f"step {step}: positions out of range or not sorted")
+            if cols is not None and (cols.height != len(pos) or R.REASON not in cols.columns
+                                     or cols[R.REASON].null_count()):
+                raise StepError(f"step {step}: rejected rows must all carry a `reason`")
+            seen[pos] += 1            # strictly increasing: no repeated index
+        if (seen != 1).any():
+            bad = int(np.flatnonzero(seen != 1)[0])
+            raise StepError(f"step {step}: accounting broken: input row {bad} leaves the step "
+                            f"{int(seen[bad])} times")
+
+
+@dataclass
 class StepContext:
     """What the engine hands a step while it runs."""
 
@@ -72,10 +114,19 @@ class Step(Component, ABC):
     #: Batch steps that are slow (LLM calls, translation) set this: each finished batch is
     #: written as a shard, so a killed run resumes without losing or repeating rows.
     resumable: ClassVar[bool] = False
+    #: How the step's memory grows with its input (global steps say it; ``curate show`` prints it).
+    memory: ClassVar[str] = ""
 
     @abstractmethod
     def process(self, df: pl.DataFrame, ctx: StepContext) -> StepResult:
         """Process one batch (or the whole table when ``scope == "global"``)."""
+
+    def process_table(self, table: "Any", ctx: StepContext) -> TableResult | None:
+        """Optional, for global steps: process the input table (a :class:`curate.cache.Table`,
+        read part by part, only the needed columns) and return row positions, or None to get the
+        whole table as one frame in :meth:`process` instead (the default, and what the Ray
+        executor always does)."""
+        return None
 
     def merge_stats(self, stats: list[dict[str, Any]]) -> dict[str, Any]:
         """Combine per-batch stats; default sums numbers and nested number dicts."""
@@ -93,6 +144,43 @@ class Step(Component, ABC):
         step would give inside a pipeline."""
         from curate.standalone import run_step
         return run_step(self, data, seed=seed, batch_size=batch_size)
+
+
+_POS = "__curate_pos"
+
+
+def narrow_process(step: "Step", table: Any, ctx: StepContext, columns: list[str]) -> TableResult | None:
+    """:meth:`Step.process_table` for a global step that reads only ``columns`` (ids, labels,
+    groups: not the texts): runs :meth:`Step.process` on those columns plus a row number, and
+    maps its kept and rejected rows back to positions, the columns it added riding along. None
+    (the whole-frame path) when a column is missing (so its error names every column) or when the
+    step reordered or created rows."""
+    have = table.unified_schema()
+    if any(c not in have for c in columns):
+        return None
+    cols = list(dict.fromkeys([R.ID, *columns]))
+    frames = [f.with_columns(pl.int_range(off, off + f.height, dtype=pl.Int64).alias(_POS))
+              for off, f in table.iter_parts(cols)]
+    df = R.concat(frames) if len(frames) > 1 else frames[0]
+    del frames
+    res = step.process(df, ctx)
+    kept = res.kept if res.kept.width else df.clear()
+    rej = res.rejected if res.rejected.width and res.rejected.height else None
+    parts = [kept] + ([rej] if rej is not None else [])
+    if any(_POS not in f.columns or f[_POS].null_count() for f in parts):
+        return None
+    kpos = kept[_POS].to_numpy()
+    rpos = rej[_POS].to_numpy() if rej is not None else np.zeros(0, np.int64)
+    if (np.diff(kpos) <= 0).any() or (np.diff(rpos) <= 0).any() or len(kpos) + len(rpos) != df.height:
+        return None
+    added = kept.drop(_POS)
+    added = added.select([c for c in added.columns if c not in df.columns or c in columns])
+    out = TableResult(kept=kpos, stats=res.stats,
+                      kept_columns=added if added.width else None)
+    if rej is not None:
+        out.rejected = [(rpos, rej.drop(_POS).select([c for c in rej.columns
+                                                     if c != _POS and c not in df.columns]))]
+    return out
 
 
 def merge_numeric(stats: list[dict[str, Any]]) -> dict[str, Any]:

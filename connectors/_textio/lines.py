@@ -68,10 +68,10 @@ class Block:
 
     def __init__(self, first: int, lines: list[str] | None = None,
                  errors: dict[int, LineError] | None = None, *, text: str | None = None,
-                 fallbacks: int = 0, problem: ReadProblem | None = None) -> None:
+                 fallbacks: int = 0, problem: ReadProblem | None = None, n: int = -1) -> None:
         self.first, self._lines, self._text, self.errors = first, lines, text, errors or {}
         self.fallbacks, self.problem = fallbacks, problem
-        self._n = -1
+        self._n = n                    # line count when known (counted in the bytes: faster)
 
     @property
     def lines(self) -> list[str]:
@@ -287,9 +287,12 @@ def _decode_block(body: bytes, codec: str, first: int, offset: int, fallback: bo
     UTF-8 sequences), line by line: UTF-8 lines first when ``fallback``, bad lines flagged."""
     if not fallback or body.isascii() or not _UTF8_MULTI.search(body):
         try:
-            return Block(first, text=body.decode(codec))
+            text = body.decode(codec)
         except UnicodeDecodeError:
             pass
+        else:                    # in UTF-8 a "\n" is the byte 0x0a and only it: count bytes
+            n = body.count(b"\n") + (1 if body and not body.endswith(b"\n") else 0) if codec == "utf-8" else -1
+            return Block(first, text=text, n=n)
     lines, errors, fallbacks = [], {}, 0
     for no, raw in enumerate(_split_keep(body, b"\n"), first):
         text = None

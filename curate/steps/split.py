@@ -15,6 +15,10 @@ With ``stratify``, rows without a label (null, or an empty string) are rejected 
 ``missing_label``: an empty label is not a class. Classes too small to stratify (fewer than 3 rows)
 are pooled into one stratum and recorded in the stats. Stats: rows per split, label shares per split and the largest
 deviation (percentage points) of any class share from the overall share.
+
+Memory: in the local engine the step reads only the ids, the label, group and ``parent_id``
+columns (no texts) and returns row positions; the engine adds the ``split`` column to each part's
+rows as it writes them (:meth:`Split.process_table`).
 """
 from __future__ import annotations
 
@@ -28,7 +32,7 @@ from pydantic import Field, model_validator
 from curate import records as R
 from curate.errors import DataError
 from curate.registry import register_step
-from curate.step import Step, StepConfig, StepContext, StepResult
+from curate.step import Step, StepConfig, StepContext, StepResult, TableResult, narrow_process
 from curate.steps._labels import add_warnings, removal_warning, split_missing_labels
 
 
@@ -101,6 +105,17 @@ class Split(Step):
     Config = SplitConfig
     scope = "global"
     version = "2"
+    memory = ("reads only the id, label, group and parent_id columns of its input, part by part "
+              "(no texts), and holds those for every row; the engine then writes each part's rows "
+              "with their split (curate.step.narrow_process).")
+
+    def process_table(self, table, ctx: StepContext) -> TableResult | None:
+        """:meth:`process` on the columns it reads (:func:`curate.step.narrow_process`)."""
+        cfg: SplitConfig = self.config  # type: ignore[assignment]
+        cols = [c for c in (cfg.stratify, cfg.group) if c is not None]
+        if cfg.lineage and "parent_id" in table.unified_schema():
+            cols.append("parent_id")
+        return narrow_process(self, table, ctx, cols)
 
     def process(self, df: pl.DataFrame, ctx: StepContext) -> StepResult:
         cfg: SplitConfig = self.config  # type: ignore[assignment]

@@ -48,24 +48,42 @@ def keepers(df: pl.DataFrame, labels: np.ndarray | pl.Series, keep: KeepPolicy,
     ``labels``: an integer (or any hashable) cluster key per row; null / -1 = no cluster.
     Ties are broken by row order, so the result is deterministic.
     """
-    lab = pl.Series("_c", labels)
-    if lab.dtype.is_integer():
-        lab = lab.set(lab < 0, None)
-    work = pl.DataFrame({"_c": lab, "_i": np.arange(df.height, dtype=np.int64)})
+    return keepers_by(labels, keep, keep_key(df, keep, columns, score_column, step))
+
+
+def keep_key(df: pl.DataFrame, keep: KeepPolicy, columns: list[str], score_column: str | None,
+             step: str) -> pl.Series | None:
+    """What the keep policy ranks by, per row: the text length (``longest``), the score with
+    NaN/null as -inf (``score``), nothing (``first``)."""
     if keep == "first":
-        by, desc = ["_i"], [False]
-    elif keep == "longest":
-        work = work.with_columns(df.select(text_length(columns).alias("_len")))
-        by, desc = ["_len", "_i"], [True, False]
-    elif keep == "score":
+        return None
+    if keep == "longest":
+        return df.select(text_length(columns).alias("_len"))["_len"]
+    if keep == "score":
         if not score_column or score_column not in df.columns:
             raise DataError(f"step {step}: keep: score needs `score_column` naming a numeric column "
                             f"(got {score_column!r}; columns: {', '.join(df.columns)})")
-        work = work.with_columns(df[score_column].cast(pl.Float64).fill_nan(None)
-                                 .fill_null(float("-inf")).alias("_s"))
+        return df[score_column].cast(pl.Float64).fill_nan(None).fill_null(float("-inf")).alias("_s")
+    raise DataError(f"step {step}: unknown keep policy {keep!r}")  # pragma: no cover - pydantic validates
+
+
+def keepers_by(labels: np.ndarray | pl.Series, keep: KeepPolicy, key: pl.Series | None,
+               index: np.ndarray | None = None) -> np.ndarray:
+    """:func:`keepers` from the rank key of :func:`keep_key`. ``index``: the row numbers of the
+    rows given (ascending; default ``0..n-1``), which ties are broken by and the result names."""
+    lab = pl.Series("_c", labels)
+    if lab.dtype.is_integer():
+        lab = lab.set(lab < 0, None)
+    idx = np.arange(len(lab), dtype=np.int64) if index is None else np.asarray(index, dtype=np.int64)
+    work = pl.DataFrame({"_c": lab, "_i": idx})
+    if keep == "first":
+        by, desc = ["_i"], [False]
+    elif keep == "longest":
+        work = work.with_columns(key.alias("_len"))
+        by, desc = ["_len", "_i"], [True, False]
+    else:
+        work = work.with_columns(key.alias("_s"))
         by, desc = ["_s", "_i"], [True, False]
-    else:  # pragma: no cover - pydantic validates
-        raise DataError(f"step {step}: unknown keep policy {keep!r}")
     out = work.select(
         pl.when(pl.col("_c").is_null()).then(pl.col("_i"))
         .otherwise(pl.col("_i").sort_by(by, descending=desc).first().over("_c")).alias("k"))

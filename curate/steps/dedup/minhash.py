@@ -324,6 +324,11 @@ def band_keys(sig: np.ndarray, bands: int, rows: int) -> np.ndarray:
     return out
 
 
+def key_bits(n: int) -> np.uint64:
+    """Low bits of a compound band key that carry the document index (``n`` documents)."""
+    return np.uint64(max(1, int(n - 1).bit_length()))
+
+
 def bucket_pairs(keys: np.ndarray, max_pairs: int = 64) -> tuple[np.ndarray, np.ndarray]:
     """Candidate pairs (i < j, unique) of documents sharing a band key (``keys``: docs × bands).
 
@@ -335,11 +340,24 @@ def bucket_pairs(keys: np.ndarray, max_pairs: int = 64) -> tuple[np.ndarray, np.
     if n < 2:
         e = np.zeros(0, np.int64)
         return e, e
-    bits = np.uint64(max(1, int(n - 1).bit_length()))
-    mask = (np.uint64(1) << bits) - np.uint64(1)
+    bits = key_bits(n)
     comp = (keys >> bits) << bits
     comp |= np.arange(n, dtype=np.uint64)[:, None]
-    comp = np.sort(comp.ravel())
+    return split_codes(bucket_codes(np.sort(comp.ravel()), bits, n, max_pairs), n)
+
+
+def split_codes(codes: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(i, j)`` of pair codes ``i·n + j``, without self-pairs."""
+    lo, hi2 = (codes // np.uint64(n)).astype(np.int64), (codes % np.uint64(n)).astype(np.int64)
+    keep = lo != hi2
+    return lo[keep], hi2[keep]
+
+
+def bucket_codes(comp: np.ndarray, bits: np.uint64, n: int, max_pairs: int) -> np.ndarray:
+    """Unique pair codes ``i·n + j`` (i ≤ j) from sorted compound keys (top bits: the bucket,
+    low ``bits``: the document). Buckets never straddle a range of top bits, so the sorted keys
+    may be cut by key range and each range done alone (:mod:`.streamed` does that)."""
+    mask = (np.uint64(1) << bits) - np.uint64(1)
     hi = comp >> bits
     same = hi[1:] == hi[:-1]
     grouped = np.zeros(len(comp), dtype=bool)
@@ -358,12 +376,8 @@ def bucket_pairs(keys: np.ndarray, max_pairs: int = 64) -> tuple[np.ndarray, np.
         lo_, hi_ = np.minimum(i, j).astype(np.uint64), np.maximum(i, j).astype(np.uint64)
         found.append(lo_ * np.uint64(n) + hi_)
     if not found:
-        e = np.zeros(0, np.int64)
-        return e, e
-    codes = np.unique(np.concatenate(found))
-    lo, hi2 = (codes // np.uint64(n)).astype(np.int64), (codes % np.uint64(n)).astype(np.int64)
-    keep = lo != hi2
-    return lo[keep], hi2[keep]
+        return np.zeros(0, np.uint64)
+    return np.unique(np.concatenate(found))
 
 
 # ---------------------------------------------------------------------------------- signatures

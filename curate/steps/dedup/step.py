@@ -8,6 +8,13 @@
 Each stage runs on the rows the previous one kept. Every rejected row carries ``duplicate_of``
 (the kept row's id), ``similarity`` (1.0 exact; estimated or true Jaccard; cosine) and a reason
 ``exact_duplicate`` / ``near_duplicate`` / ``semantic_duplicate`` with a readable ``detail``.
+
+Memory: with exact and near stages only, the engine hands the step its input table and the step
+reads it part by part (:meth:`Dedup.process_table`, :mod:`.streamed`): a part's texts become a
+128-bit exact key, a rank for the keep policy and OPH band keys (spilled to disk), and are
+dropped; verification re-reads the texts of candidate rows only. About 50 bytes per row in
+memory, none of them text, and the same decisions as :meth:`Dedup.process`, which the Ray
+executor and ``semantic`` (embeddings of every row) still use on one frame.
 """
 from __future__ import annotations
 
@@ -20,7 +27,7 @@ from pydantic import Field
 
 from curate import records as R
 from curate.registry import register_step
-from curate.step import Step, StepConfig, StepContext, StepResult
+from curate.step import Step, StepConfig, StepContext, StepResult, TableResult
 
 from ._clusters import connected_components, keepers, split_rows
 from ._text import Normalize, check_columns, joined, normalize_series
@@ -73,6 +80,18 @@ class Dedup(Step):
     Config = DedupConfig
     scope = "global"
     version = "1"
+    memory = ("exact + near: the input is read part by part and never held; per row a 128-bit "
+              "exact key, the keep policy's rank and a few masks and indices (~50 bytes), band keys spilled to "
+              "disk in key ranges, texts re-read only for candidate pairs (curate.steps.dedup."
+              "streamed). With semantic: the whole input frame, texts and embeddings included.")
+
+    def process_table(self, table, ctx: StepContext) -> TableResult | None:
+        """Exact and near dedup over the table part by part (:mod:`.streamed`); None (the whole
+        frame, :meth:`process`) when ``semantic`` is set or the near backend is not OPH."""
+        from .streamed import StreamedDedup, supported
+        if not supported(self.config):
+            return None
+        return StreamedDedup(self, table, ctx).run()
 
     def process(self, df: pl.DataFrame, ctx: StepContext) -> StepResult:
         cfg = self.config

@@ -1,0 +1,408 @@
+"""Exact + near dedup over a table read part by part (``Dedup.process_table``), so memory is a
+few fixed-size numbers per row instead of the texts.
+
+* **Pass over the parts** (only the compared columns, plus ``score_column``): each part's text
+  is normalised and reduced to a 128-bit exact key (two seeded 64-bit polars hashes), the keep
+  policy's rank key (length or score), and, for near dedup, one OPH band key per band, appended
+  to disk files cut by the keys' top bits (key-range partitions) with the row number beside each
+  key. The texts and shingles of a part are dropped before the next part is read.
+* **Exact**: rows sharing the 128-bit key form a cluster (hash-based; a false match needs a
+  128-bit collision); an argsort of the first 64 bits finds the few rows that can match.
+* **Near**: each key-range partition is read alone, given the document index the whole-frame
+  path gives (rank among the exact-kept rows with shingles), sorted and turned into candidate
+  pairs (:func:`.minhash.bucket_codes`); since a bucket never straddles a key range this is the
+  same as the one global sort. Candidates are checked (OPH estimate pre-check, true Jaccard or
+  signature estimate) in blocks of (part, part): the texts of just the candidate rows of two
+  parts are re-read, normalised and shingled (kept in a small LRU by part); the pairs of small
+  blocks (chance collisions between far-apart rows) are read together in one pass. Clusters
+  are union-find over row numbers.
+
+Memory: ~50 bytes per row (exact key, rank key, row masks and indices) plus one key-range
+partition (~4M keys) and the candidate pairs; disk: (8 + 8) bytes × bands per row, removed at
+the end. Decisions equal :meth:`Dedup.process`'s (tests/dedup/test_streamed.py).
+"""
+from __future__ import annotations
+
+import shutil
+import time
+import uuid
+from collections import OrderedDict
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from curate import records as R
+from curate.step import StepContext, TableResult
+
+from ._clusters import connected_components, keep_key, keepers_by
+from ._text import check_columns, normalize_series
+from .exact import exact_key
+from .minhash import (OPH_MARGIN, Shingles, band_keys, bucket_codes, key_bits, oph_signatures,
+                      shingle, split_codes, true_jaccard)
+
+_PART_KEYS = 1 << 22          # band keys per key-range partition (32 MiB of keys, 32 MiB of rows)
+_CACHE_BYTES = 256 << 20      # re-read candidate rows kept (shingles + signatures), LRU by part
+_DENSE = 32                   # pairs of a (part, part) block worth loading both parts' candidates
+_SPARSE_ROWS = 100_000        # rows of the sparse pairs re-read at a time
+
+
+def supported(cfg) -> bool:
+    """Configurations the streamed path covers (others run :meth:`Dedup.process` on one frame)."""
+    near = cfg.near
+    return (cfg.semantic is None and (cfg.exact or near is not None)
+            and (near is None or near.backend in ("auto", "oph")))
+
+
+class StreamedDedup:
+    """One run of the streamed dedup over ``table`` (see the module doc)."""
+
+    def __init__(self, step, table, ctx: StepContext) -> None:
+        self.step, self.cfg, self.table, self.ctx = step, step.config, table, ctx
+        self.offsets = np.asarray(table.offsets(), dtype=np.int64)
+        self.n = int(self.offsets[-1])
+        near = self.cfg.near
+        if near is not None:
+            self.bands, self.rows = near.layout(oph=True)
+            self.single = self.cfg.normalize.collapse_whitespace and len(self.cfg.columns) == 1
+        self.spill = ctx.workdir / f"dedup-{uuid.uuid4().hex[:8]}"
+
+    # ------------------------------------------------------------------ helpers
+    def _columns(self) -> list[str]:
+        cols = list(self.cfg.columns)
+        if self.cfg.keep == "score" and self.cfg.score_column not in cols:
+            cols.append(self.cfg.score_column)
+        return cols
+
+    def _norm(self, frame: pl.DataFrame) -> pl.Series:
+        return normalize_series(frame.select(exact_key(self.cfg.columns).alias("t"))["t"], self.cfg.normalize)
+
+    def _near_text(self, norm: pl.Series) -> pl.Series:
+        return norm.str.replace_all("\x1f", " ", literal=True) if len(self.cfg.columns) > 1 else norm
+
+    def _shingles(self, norm: pl.Series) -> Shingles:
+        near = self.cfg.near
+        return shingle(self._near_text(norm), near.ngram, near.unit, seed=self.ctx.seed,
+                       single_spaced=self.single)
+
+    # ------------------------------------------------------------------ run
+    def run(self) -> TableResult:
+        cfg = self.cfg
+        empty = pl.DataFrame(schema=self.table.unified_schema())
+        check_columns(empty, cfg.columns, self.step.name)
+        if cfg.keep == "score":
+            check_columns(empty, [cfg.score_column or "<score_column unset>"], self.step.name)
+            keep_key(empty, cfg.keep, cfg.columns, cfg.score_column, self.step.name)
+        self.spill.mkdir(parents=True, exist_ok=True)
+        try:
+            return self._run()
+        finally:
+            shutil.rmtree(self.spill, ignore_errors=True)
+
+    def _run(self) -> TableResult:
+        cfg = self.cfg
+        stats: dict[str, Any] = {"duplicates": 0, "clusters": 0}
+        t0 = time.time()
+        norm_s = self._scan()
+        stats["normalize_seconds"] = round(norm_s, 3)
+        scan_s = time.time() - t0 - norm_s          # hashing/shingling, shared by the stages
+        groups: list[tuple[np.ndarray, np.ndarray, np.ndarray, str, pl.Expr, np.ndarray]] = []
+        kept = np.ones(self.n, dtype=bool)
+        if cfg.exact:
+            t1 = time.time()
+            rej, keeper, size, st = self._exact()
+            kept[rej] = False
+            st["seconds"] = round(time.time() - t1 + (0 if cfg.near else scan_s), 3)
+            stats["exact"] = st
+            detail = pl.format("exact duplicate of {} (cluster of {})", pl.col("duplicate_of"), pl.col("_size"))
+            groups.append((rej, keeper, np.ones(len(rej)), "exact_duplicate", detail, size))
+        if cfg.near is not None:
+            t1 = time.time()
+            rej, keeper, size, sim, st = self._near(kept)
+            kept[rej] = False
+            st["seconds"] = round(time.time() - t1 + scan_s, 3)
+            stats["near"] = st
+            near = cfg.near
+            how = {"jaccard": "Jaccard", "signature": "estimated Jaccard", "none": "estimated Jaccard"}[near.verify]
+            detail = pl.format(f"near duplicate of {{}} ({how} {{}} over {near.ngram}-{near.unit} shingles, "
+                               "cluster of {})", pl.col("duplicate_of"), pl.col("similarity").round(3),
+                               pl.col("_size"))
+            groups.append((rej, keeper, sim, "near_duplicate", detail, size))
+        for name in ("exact", "near"):
+            if name in stats:
+                stats["duplicates"] += stats[name]["duplicates"]
+                stats["clusters"] += stats[name]["clusters"]
+        return TableResult(kept=np.flatnonzero(kept), rejected=self._rejects(groups), stats=stats)
+
+    def _scan(self) -> float:
+        """The pass over the parts (see the module doc); returns the seconds spent normalising."""
+        cfg, n = self.cfg, self.n
+        if cfg.exact:
+            self.h1, self.h2 = np.zeros(n, np.uint64), np.zeros(n, np.uint64)
+            self.valid = np.zeros(n, dtype=bool)
+        self.has = np.zeros(n, dtype=bool)
+        keys = []
+        files = []
+        if cfg.near is not None:
+            total = max(1, n * self.bands)
+            self.pbits = max(0, int(np.ceil(np.log2(max(1, total / _PART_KEYS)))))
+            files = [(open(self.spill / f"k{p:04d}", "ab"), open(self.spill / f"r{p:04d}", "ab"))
+                     for p in range(1 << self.pbits)]
+        norm_s = 0.0
+        try:
+            for off, frame in self.table.iter_parts(self._columns()):
+                t = time.time()
+                norm = self._norm(frame)
+                norm_s += time.time() - t
+                m = len(norm)
+                sl = slice(off, off + m)
+                if cfg.exact:
+                    self.h1[sl] = norm.hash(seed=0x51).to_numpy()
+                    self.h2[sl] = norm.hash(seed=0xA7).to_numpy()
+                    self.valid[sl] = norm.is_not_null().to_numpy()
+                k = keep_key(frame, cfg.keep, cfg.columns, cfg.score_column, self.step.name)
+                if k is not None:
+                    keys.append(k)
+                if cfg.near is not None:
+                    sh = self._shingles(norm)
+                    has = sh.counts > 0
+                    self.has[sl] = has
+                    idx = np.flatnonzero(has)
+                    if len(idx):
+                        sub = sh if len(idx) == m else sh.subset(idx)
+                        bk = band_keys(oph_signatures(sub, self.bands * self.rows), self.bands, self.rows)
+                        rows = np.repeat(idx.astype(np.int64) + off, self.bands)
+                        self._spill(files, bk.ravel(), rows)
+                    del sh
+                del frame, norm
+        finally:
+            for a, b in files:
+                a.close()
+                b.close()
+        self.rank = R.concat([k.to_frame() for k in keys]).to_series() if keys else None
+        return norm_s
+
+    def _spill(self, files, keys: np.ndarray, rows: np.ndarray) -> None:
+        if self.pbits == 0:
+            keys.tofile(files[0][0])
+            rows.tofile(files[0][1])
+            return
+        pid = (keys >> np.uint64(64 - self.pbits)).astype(np.int64)
+        order = np.argsort(pid, kind="stable")
+        cuts = np.searchsorted(pid[order], np.arange(len(files) + 1))
+        keys, rows = keys[order], rows[order]
+        for p, (a, b) in enumerate(files):
+            if cuts[p + 1] > cuts[p]:
+                keys[cuts[p]:cuts[p + 1]].tofile(a)
+                rows[cuts[p]:cuts[p + 1]].tofile(b)
+
+    def _rank_of(self, rows: np.ndarray) -> pl.Series | None:
+        return None if self.rank is None else self.rank.gather(pl.Series(rows, dtype=pl.Int64))
+
+    def _cluster(self, nodes: np.ndarray, labels: np.ndarray | pl.Series):
+        """Keeper of each clustered row (``nodes``, ascending), the rejected rows, their keeper
+        and cluster size."""
+        keeper = keepers_by(labels, self.cfg.keep, self._rank_of(nodes), index=nodes)
+        dup = keeper != nodes
+        _, inv, cnt = np.unique(keeper, return_inverse=True, return_counts=True)
+        return nodes[dup], keeper[dup], cnt[inv][dup]
+
+    # ------------------------------------------------------------------ exact
+    def _exact(self):
+        # rows whose first hash repeats (one argsort of 8-byte keys, no hash table over every
+        # row), then the full 128-bit key decides among those few
+        order = np.argsort(self.h1, kind="stable")
+        s = self.h1[order]
+        same = s[1:] == s[:-1]
+        del s
+        run = np.zeros(self.n, dtype=bool)
+        run[1:] |= same
+        run[:-1] |= same
+        del same
+        idx = np.sort(order[run])
+        del order, run
+        idx = idx[self.valid[idx]]
+        f = pl.DataFrame({"a": self.h1[idx], "b": self.h2[idx], "_i": idx})
+        del self.h1, self.h2
+        f = f.filter(f.select("a", "b").is_duplicated())
+        f = f.with_columns(pl.col("_i").min().over("a", "b").alias("_c"))
+        nodes = f["_i"].to_numpy()
+        rej, keeper, size = self._cluster(nodes, f["_c"])
+        st = {"duplicates": int(len(rej)), "clusters": int(f["_c"].n_unique())}
+        return rej, keeper, size, st
+
+    # ------------------------------------------------------------------ near
+    def _candidates(self, sub_rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Candidate pairs (row numbers, i < j) of the rows ``sub_rows`` (ascending), as
+        :func:`.minhash.bucket_pairs` over their band keys gives them."""
+        n_sub = len(sub_rows)
+        if n_sub < 2:
+            e = np.zeros(0, np.int64)
+            return e, e
+        bits = key_bits(n_sub)
+        found = []
+        for p in range(1 << self.pbits):
+            keys = np.fromfile(self.spill / f"k{p:04d}", dtype=np.uint64)
+            rows = np.fromfile(self.spill / f"r{p:04d}", dtype=np.int64)
+            at = np.minimum(np.searchsorted(sub_rows, rows), n_sub - 1)
+            ok = sub_rows[at] == rows
+            comp = (keys[ok] >> bits) << bits
+            comp |= at[ok].astype(np.uint64)
+            del keys, rows, at, ok
+            comp.sort()
+            found.append(bucket_codes(comp, bits, n_sub, self.cfg.near.max_bucket_pairs))
+            del comp
+        codes = np.unique(np.concatenate(found)) if found else np.zeros(0, np.uint64)
+        li, ri = split_codes(codes, n_sub)
+        return sub_rows[li], sub_rows[ri]
+
+    def _near(self, kept: np.ndarray):
+        near = self.cfg.near
+        sub_rows = np.flatnonzero(kept & self.has)
+        left, right = self._candidates(sub_rows)
+        del sub_rows
+        reader = _Rows(self, np.union1d(left, right))
+        if near.verify == "jaccard" and len(left):
+            est = reader.scores(left, right, "signature")
+            ok = est >= near.threshold - OPH_MARGIN
+            left, right = left[ok], right[ok]
+        ncand = len(left)
+        sim = reader.scores(left, right, "jaccard" if near.verify == "jaccard" else "signature")
+        if near.verify != "none":
+            ok = sim >= near.threshold - 1e-12
+            left, right = left[ok], right[ok]
+        nodes = np.union1d(left, right)
+        comp = connected_components(len(nodes), np.searchsorted(nodes, left), np.searchsorted(nodes, right))
+        rej, keeper, size = self._cluster(nodes, comp)
+        reader = _Rows(self, np.union1d(rej, keeper))
+        sim = reader.scores(rej, keeper, "jaccard" if near.verify == "jaccard" else "signature")
+        st = {"duplicates": int(len(rej)), "clusters": int(np.unique(comp).size),
+              "candidate_pairs": int(ncand), "verified_pairs": int(len(left)),
+              "bands": self.bands, "rows": self.rows, "backend": "oph", "verify": near.verify}
+        if len(rej):
+            hist = np.histogram(sim, bins=[0, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0000001])[0]
+            st["similarity_histogram"] = {f"{lo}-{hi}": int(c) for lo, hi, c in
+                                          zip(["0", "0.5", "0.6", "0.7", "0.8", "0.9"],
+                                              ["0.5", "0.6", "0.7", "0.8", "0.9", "1.0"], hist)}
+        return rej, keeper, size, sim, st
+
+    # ------------------------------------------------------------------ rejects
+    def _rejects(self, groups) -> list[tuple[np.ndarray, pl.DataFrame]]:
+        """The reject columns of each stage (as ``split_rows`` and ``_point_to_survivors`` give
+        them), with the ids of the rejected rows and their keepers read from the parts."""
+        from .step import _point_to_survivors
+        need = np.unique(np.concatenate([np.concatenate([g[0], g[1]]) for g in groups]
+                                        or [np.zeros(0, np.int64)]))
+        ids = [f[R.ID].cast(pl.String) for f, _, _ in self.table.iter_take(need, [R.ID])]
+        ids = pl.concat(ids) if ids else pl.Series(R.ID, [], dtype=pl.String)
+        frames = []
+        for rej, keeper, sim, reason, detail, size in groups:
+            f = pl.DataFrame({
+                R.ID: ids.gather(pl.Series(np.searchsorted(need, rej), dtype=pl.Int64)),
+                "duplicate_of": ids.gather(pl.Series(np.searchsorted(need, keeper), dtype=pl.Int64)),
+                "similarity": pl.Series(sim, dtype=pl.Float64).round(4),
+                "_size": pl.Series(size, dtype=pl.UInt32)})
+            f = R.reject(f, self.step.name, reason, detail).drop("_size")
+            frames.append((rej, f))
+        if sum(1 for _, f in frames if f.height) > 1:
+            both = _point_to_survivors(pl.concat([f for _, f in frames]))
+            cut = frames[0][1].height
+            frames = [(frames[0][0], both.slice(0, cut)), (frames[1][0], both.slice(cut))]
+        return [(pos, f.drop(R.ID)) for pos, f in frames if f.height]
+
+
+class _Rows:
+    """Shingles and OPH signatures of the rows ``need`` (ascending row numbers), recomputed from
+    the parts on demand and kept in an LRU by part (at most :data:`_CACHE_BYTES`)."""
+
+    def __init__(self, run: StreamedDedup, need: np.ndarray) -> None:
+        self.run, self.need = run, np.asarray(need, dtype=np.int64)
+        self.cache: OrderedDict[int, tuple[np.ndarray, Shingles, np.ndarray]] = OrderedDict()
+        self.bytes = 0
+
+    def _part(self, p: int):
+        if p in self.cache:
+            self.cache.move_to_end(p)
+            return self.cache[p]
+        run = self.run
+        off, end = run.offsets[p], run.offsets[p + 1]
+        pos = self.need[np.searchsorted(self.need, off):np.searchsorted(self.need, end)]
+        frame = run.table.read_segment(run.table.segments[p], run.cfg.columns)
+        frame = frame[pl.Series(pos - off, dtype=pl.UInt32)]
+        sh = run._shingles(run._norm(frame))
+        sig = oph_signatures(sh, run.bands * run.rows)
+        item = (pos, sh, sig)
+        size = sh.hashes.nbytes + sig.nbytes
+        while self.cache and self.bytes + size > _CACHE_BYTES:
+            _, (_, s, g) = self.cache.popitem(last=False)
+            self.bytes -= s.hashes.nbytes + g.nbytes
+        self.cache[p] = item
+        self.bytes += size
+        return item
+
+    def _sparse(self, a: np.ndarray, b: np.ndarray, how: str) -> np.ndarray:
+        """Scores of pairs from (part, part) blocks too small to load their parts' candidate
+        rows for (chance LSH collisions between far-apart rows): their rows are read in one pass
+        over the parts, at most :data:`_SPARSE_ROWS` rows at a time."""
+        out = np.zeros(len(a), dtype=np.float64)
+        run = self.run
+        step = max(1, _SPARSE_ROWS // 2)
+        for s0 in range(0, len(a), step):
+            ca, cb = a[s0:s0 + step], b[s0:s0 + step]
+            rows = np.union1d(ca, cb)
+            hashes, counts, sigs = [], [], []
+            for frame, _, _ in run.table.iter_take(rows, run.cfg.columns):
+                sh = run._shingles(run._norm(frame))
+                hashes.append(sh.hashes)
+                counts.append(sh.counts)
+                sigs.append(oph_signatures(sh, run.bands * run.rows))
+            cnt = np.concatenate(counts)
+            offs = np.zeros(len(cnt) + 1, dtype=np.int64)
+            np.cumsum(cnt, out=offs[1:])
+            ia, ib = np.searchsorted(rows, ca), np.searchsorted(rows, cb)
+            if how == "signature":
+                sig = np.concatenate(sigs)
+                out[s0:s0 + step] = (sig[ia] == sig[ib]).mean(axis=1)
+            else:
+                out[s0:s0 + step] = true_jaccard(Shingles(np.concatenate(hashes), offs), ia, ib)
+        return out
+
+    def scores(self, left: np.ndarray, right: np.ndarray, how: str) -> np.ndarray:
+        """Similarity of each pair of rows: ``jaccard`` (true Jaccard of the shingle sets) or
+        ``signature`` (share of equal OPH bins); both symmetric, so pairs are taken as
+        (lower, higher) and done in blocks of (part, part); blocks of fewer than
+        :data:`_DENSE` pairs are done together (:meth:`_sparse`)."""
+        out = np.zeros(len(left), dtype=np.float64)
+        if not len(left):
+            return out
+        a, b = np.minimum(left, right), np.maximum(left, right)
+        pa = np.searchsorted(self.run.offsets, a, side="right") - 1
+        pb = np.searchsorted(self.run.offsets, b, side="right") - 1
+        order = np.lexsort((pb, pa))
+        key = pa[order] * len(self.run.offsets) + pb[order]
+        cuts = np.flatnonzero(np.diff(key)) + 1
+        blocks = np.split(order, cuts)
+        sparse = [blk for blk in blocks if len(blk) < _DENSE]
+        if sparse:
+            sp = np.sort(np.concatenate(sparse))
+            out[sp] = self._sparse(a[sp], b[sp], how)
+        for blk in blocks:
+            if len(blk) < _DENSE:
+                continue
+            p, q = int(pa[blk[0]]), int(pb[blk[0]])
+            pos_p, sh_p, sig_p = self._part(p)
+            ia = np.searchsorted(pos_p, a[blk])
+            if q == p:
+                pos_q, sh_q, sig_q, ib = pos_p, sh_p, sig_p, np.searchsorted(pos_p, b[blk])
+            else:
+                pos_q, sh_q, sig_q = self._part(q)
+                ib = np.searchsorted(pos_q, b[blk])
+            if how == "signature":
+                out[blk] = (sig_p[ia] == sig_q[ib]).mean(axis=1)
+            elif q == p:
+                out[blk] = true_jaccard(sh_p, ia, ib)
+            else:
+                both = Shingles(np.concatenate([sh_p.hashes, sh_q.hashes]),
+                                np.concatenate([sh_p.offsets, sh_q.offsets[1:] + sh_p.offsets[-1]]))
+                out[blk] = true_jaccard(both, ia, ib + len(pos_p))
+        return out

@@ -199,9 +199,10 @@ def merge_numeric(stats: list[dict[str, Any]]) -> dict[str, Any]:
 def cascade(checks: list[tuple[str, pl.Expr]], details: dict[str, pl.Expr]) -> tuple[pl.Expr, pl.Expr]:
     """``(reason, detail)`` expressions: the first failing check's reason per row (null = kept)
     and that reason's detail expression. Nulls in a keep expression count as failing."""
-    reason: pl.Expr = pl.lit(None, dtype=pl.String)
-    for rs, keep in reversed(checks):
-        reason = pl.when(~keep.fill_null(False)).then(pl.lit(rs)).otherwise(reason)
+    # a flat coalesce, not a nested when/then chain: the same first failing reason, and polars
+    # plans it in time linear in the number of checks
+    reason = pl.coalesce([pl.when(~keep.fill_null(False)).then(pl.lit(rs)) for rs, keep in checks]
+                         + [pl.lit(None, dtype=pl.String)])
     return reason, detail_of(reason, details)
 
 

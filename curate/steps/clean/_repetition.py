@@ -60,6 +60,7 @@ class RepetitionConfig(BaseModel):
     min_words: int = Field(default=0, ge=0, description="Skip the n-gram rules for texts with fewer words.")
 
 
+_SMALL = 1 << 15              # below this many keys, numpy's sort-based set operations beat a polars query
 _MIX = 0x9E3779B97F4A7C15      # odd 64-bit multipliers for the wrapping n-gram key chain
 _ROW = 0xC2B2AE3D27D4EB4F
 
@@ -80,10 +81,30 @@ def _repeated(key: np.ndarray) -> np.ndarray:
         return np.zeros(len(key), dtype=bool)
     dup = srt[1:][same]                                     # sorted; keep one of each value
     dup = dup[np.concatenate(([True], dup[1:] != dup[:-1]))]
+    if len(key) <= _SMALL:                                  # a query's fixed cost would dominate
+        at = np.searchsorted(dup, key)
+        return dup[np.minimum(at, len(dup) - 1)] == key
     return pl.Series(key).is_in(pl.Series(dup).implode()).to_numpy()
 
 
-def _element_dups(texts: pl.Series, split: pl.Expr, sep: str, whole: pl.Expr) -> pl.DataFrame:
+def _occurrences(key: np.ndarray) -> np.ndarray:
+    """How often each key's value occurs (``pl.len().over(key)``)."""
+    if len(key) <= _SMALL:
+        _, inv, cnt = np.unique(key, return_inverse=True, return_counts=True)
+        return cnt[inv]
+    return pl.DataFrame({"k": key}).select(pl.len().over("k")).to_series().to_numpy()
+
+
+def _first_occurrence(key: np.ndarray) -> np.ndarray:
+    """True at the first occurrence of each value (``is_first_distinct``)."""
+    if len(key) <= _SMALL:
+        first = np.zeros(len(key), dtype=bool)
+        first[np.unique(key, return_index=True)[1]] = True
+        return first
+    return pl.Series(key).is_first_distinct().to_numpy()
+
+
+def _element_dups(texts: pl.Series, split: pl.Expr, sep: str, whole: pl.Expr) -> dict[str, np.ndarray]:
     """Per row: number of non-empty elements (``split`` of the text), duplicated elements (an
     element equal to an earlier one of the same row) and their characters.
 
@@ -107,7 +128,7 @@ def _element_dups(texts: pl.Series, split: pl.Expr, sep: str, whole: pl.Expr) ->
         n[split_rows] = np.bincount(rows, minlength=m)
         dups[split_rows] = _per_row_sum(rows[dup], np.ones(int(dup.sum())), m)
         dup_chars[split_rows] = _per_row_sum(rows[dup], ex.get_column("chars").to_numpy()[dup], m)
-    return pl.DataFrame({"n": n, "dups": dups, "dup_chars": dup_chars})
+    return {"n": n, "dups": dups, "dup_chars": dup_chars}
 
 
 def _ngram_fracs(texts: pl.Series, cfg: RepetitionConfig, min_rows: int = 4096) -> dict[str, np.ndarray]:
@@ -173,14 +194,12 @@ def _ngram_fracs_rows(texts: pl.Series, cfg: RepetitionConfig) -> dict[str, np.n
         pos, key, g = pos[repeated], key[repeated], g[repeated]
         if not len(pos):
             break
-        ks = pl.Series(key)
         if n in top:
             # characters of an n-gram x its count, maximised per row over repeated n-grams
-            cnt = pl.DataFrame({"k": ks}).select(pl.len().over("k")).to_series().to_numpy()
-            np.maximum.at(out[f"top{n}"], row[pos], g * cnt)
+            np.maximum.at(out[f"top{n}"], row[pos], g * _occurrences(key))
         if n in dup:
             # words covered by occurrences after the first of an n-gram
-            starts = pos[~ks.is_first_distinct().to_numpy()]
+            starts = pos[~_first_occurrence(key)]
             covered = np.unique((starts[:, None] + np.arange(n)).ravel())
             out[f"dup{n}"] = _per_row_sum(row[covered].astype(np.int64), length[covered], n_rows)
     return out
@@ -188,35 +207,42 @@ def _ngram_fracs_rows(texts: pl.Series, cfg: RepetitionConfig) -> dict[str, np.n
 
 def repetition_fractions(texts: pl.Series, cfg: RepetitionConfig) -> tuple[pl.DataFrame, list[tuple[str, float]]]:
     """One row per text with one Float64 column per enabled rule (its measured fraction), and
-    the ``(rule, threshold)`` pairs in the order they are checked."""
-    length = texts.str.len_chars().fill_null(0).cast(pl.Float64)
-    denom = pl.Series(length).replace(0, None)
-    rules: list[tuple[str, float, pl.Series]] = []
+    the ``(rule, threshold)`` pairs in the order they are checked. The divisions run in numpy
+    (0 where a text has no characters or elements), one frame built at the end."""
+    length = texts.str.len_chars().fill_null(0).to_numpy()
+    rules: list[tuple[str, float, np.ndarray]] = []
 
     if cfg.dup_para_frac is not None or cfg.dup_para_char_frac is not None:
         p = _element_dups(texts, pl.col("t").str.strip_chars().str.replace_all(r"\n{2,}", _PARA_SEP)
                           .str.split(_PARA_SEP), "\n\n|" + _PARA_SEP, pl.col("t").str.strip_chars())
         if cfg.dup_para_frac is not None:
-            rules.append(("dup_para_frac", cfg.dup_para_frac, p["dups"] / p["n"].replace(0, None)))
+            rules.append(("dup_para_frac", cfg.dup_para_frac, _frac(p["dups"], p["n"])))
         if cfg.dup_para_char_frac is not None:
-            rules.append(("dup_para_char_frac", cfg.dup_para_char_frac, p["dup_chars"] / denom))
+            rules.append(("dup_para_char_frac", cfg.dup_para_char_frac, _frac(p["dup_chars"], length)))
     if cfg.dup_line_frac is not None or cfg.dup_line_char_frac is not None:
         ln = _element_dups(texts, pl.col("t").str.split("\n"), "\n", pl.col("t"))
         if cfg.dup_line_frac is not None:
-            rules.append(("dup_line_frac", cfg.dup_line_frac, ln["dups"] / ln["n"].replace(0, None)))
+            rules.append(("dup_line_frac", cfg.dup_line_frac, _frac(ln["dups"], ln["n"])))
         if cfg.dup_line_char_frac is not None:
-            rules.append(("dup_line_char_frac", cfg.dup_line_char_frac, ln["dup_chars"] / denom))
+            rules.append(("dup_line_char_frac", cfg.dup_line_char_frac, _frac(ln["dup_chars"], length)))
 
     if cfg.top_n_grams or cfg.dup_n_grams:
         per_row = _ngram_fracs(texts, cfg)
         for n, thr in sorted(cfg.top_n_grams.items()):
-            rules.append((f"top_{n}_gram", thr, pl.Series(per_row[f"top{n}"]) / denom))
+            rules.append((f"top_{n}_gram", thr, _frac(per_row[f"top{n}"], length)))
         for n, thr in sorted(cfg.dup_n_grams.items()):
-            rules.append((f"dup_{n}_gram", thr, pl.Series(per_row[f"dup{n}"]) / denom))
+            rules.append((f"dup_{n}_gram", thr, _frac(per_row[f"dup{n}"], length)))
 
-    frame = pl.DataFrame({name: vals.fill_null(0.0).cast(pl.Float64) for name, _, vals in rules}) \
+    frame = pl.DataFrame({name: vals for name, _, vals in rules}) \
         if rules else pl.DataFrame({"_": [0.0] * len(texts)})
     return frame, [(name, thr) for name, thr, _ in rules]
+
+
+def _frac(num: np.ndarray, den: np.ndarray) -> np.ndarray:
+    """``num / den`` as float64, 0 where ``den`` is 0."""
+    out = np.zeros(len(num), dtype=np.float64)
+    np.divide(num, den, out=out, where=den > 0)
+    return out
 
 
 def repetition(texts: pl.Series, cfg: RepetitionConfig) -> pl.DataFrame:

@@ -8,7 +8,7 @@ import polars as pl
 from pydantic import Field, field_validator, model_validator
 
 from curate import records as R
-from curate.step import Filter, StepConfig, StepResult, cascade
+from curate.step import Filter, StepConfig, StepResult, cascade, detail_of
 from curate.steps.clean._parallel import with_columns_parallel
 from curate.steps.quality._stats import LANG_DEFAULTS
 
@@ -69,6 +69,14 @@ class HeuristicFilter(Filter):
         raise NotImplementedError
 
     def _all(self) -> list[tuple[str, str, pl.Expr, str, Any]]:
+        """Every rule of every column (built once per step: the filters, details and reasons
+        all read it, and building polars expressions is a fixed cost on every batch)."""
+        cached = self.__dict__.get("_all_rules")
+        if cached is None:
+            cached = self.__dict__["_all_rules"] = self._build_all()
+        return cached
+
+    def _build_all(self) -> list[tuple[str, str, pl.Expr, str, Any]]:
         out = []
         multi = len(self.config.columns) > 1
         for col in self.config.columns:
@@ -95,8 +103,8 @@ class HeuristicFilter(Filter):
         idx = work.get_column("_q_reason").is_not_null().arg_true()
         if rules and idx.len():
             fmts = {r: fmt(pl.col(m), "<" if op == "min" else ">", thr) for r, m, _, op, thr in rules}
-            _, text = cascade(self.filters(), fmts)
-            measures = work.select(list(dict.fromkeys(m for _, m, *_ in rules)))   # not the text
+            text = detail_of(pl.col("_q_reason"), fmts)     # the reason column, computed above
+            measures = work.select(list(dict.fromkeys(["_q_reason"] + [m for _, m, *_ in rules])))
             detail = detail.scatter(idx, measures[idx].select(text).to_series())
         return work.with_columns(detail)
 

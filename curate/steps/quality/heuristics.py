@@ -196,6 +196,7 @@ class Repetition(HeuristicFilter):
             frame, rules = repetition_fractions(df.get_column(col).fill_null(""), self._cfg(col))
             self._rules[col] = rules
             df = df.with_columns([frame.get_column(n).alias(f"_q_{col}_{n}") for n, _ in rules])
+        self.__dict__.pop("_all_rules", None)         # the rules depend on what prepare measured
         return self.with_detail(df)
 
     def rules(self, col):

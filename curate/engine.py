@@ -447,29 +447,10 @@ class Engine:
         w = TableWriter(staging.dir, "kept")
         content = hashlib.sha256() if cache is None else None
         bs = self.p.batch_size
-        buf: list[pl.DataFrame] = []
         rejects = []
         where = f"sources[{i}].{src.name} ({src.describe()})"
         n = 0
-        hashes = self._part_hashes
-
-        def flush(final: bool) -> None:
-            nonlocal buf
-            part = R.concat(buf) if buf else pl.DataFrame()
-            while part.height >= bs or (final and (part.height or (part.width and not w.segments))):
-                piece = part.slice(0, bs)
-                w.add(piece)
-                # content hashes now, while the part is in memory: _with_ids uses them instead
-                # of reading the part back when its columns are those of the combined sources
-                hashes[w.digests[w.segments[-1]["file"]]] = (_content_types(piece.schema),
-                                                             R.content_hash_ints(piece))
-                if content is not None:
-                    content.update(canonical_json(schema_text(piece.schema)).encode())
-                    content.update(piece.write_ndjson().encode())
-                part = part.slice(bs)
-                if not part.height:
-                    break
-            buf = [part] if part.height else []
+        parts = _SourceParts(w, bs, content, self._part_hashes)
 
         limit = src.config.limit
         for batch in src.read():
@@ -483,7 +464,7 @@ class Engine:
                 rows = rows.with_columns(pl.lit(src.origin, dtype=pl.String).alias(R.ORIGIN))
                 if limit:
                     rows = rows.head(max(limit - n, 0))
-                buf.append(rows)
+                parts.add(rows)
             if batch.rejected is not None and batch.rejected.height:
                 rej = batch.rejected
                 if src.config.strict:
@@ -494,14 +475,19 @@ class Engine:
                 rejects.append(rej)
             n += rows.height
             update(rows.height)
-            if sum(f.height for f in buf) >= bs:
-                flush(False)
             if limit and n >= limit:
                 break
-        flush(True)
+        parts.flush(True)
+        rejected = R.concat(rejects) if rejects else pl.DataFrame()
+        cache, fp = self._store_source(src, w, rejected, n, t0, rep, cache, fp, content, staging)
+        return cache, rejected, rep, fp
+
+    def _store_source(self, src, w: TableWriter, rejected: pl.DataFrame, n: int, t0: float,
+                      rep: StepReport, cache: StepCache | None, fp: str, content, staging: StepCache):
+        """Close a source's cache entry: an empty part when nothing was read, the report's
+        counts, and (read fresh) the staging folder moved under the content fingerprint."""
         if not w.segments:
             w.add(pl.DataFrame(schema={R.SOURCE: pl.String, R.ORIGIN: pl.String}))
-        rejected = R.concat(rejects) if rejects else pl.DataFrame()
         rep.seconds = time.time() - t0
         rep.rows_out, rep.rows_rejected = n, rejected.height
         rep.extra = dict(src.stats)
@@ -512,7 +498,7 @@ class Engine:
             os.replace(staging.dir, cache.dir)
         cache.save(w, rejected, {"rows": n, "rejected": rejected.height,
                                  "seconds": rep.seconds, "stats": rep.extra})
-        return cache, rejected, rep, fp
+        return cache, fp
 
     def _mapped(self, i: int, src, rows: pl.DataFrame, where: str) -> pl.DataFrame:
         """Apply the source's column mapping; a missing column names the file:line that mapped it."""
@@ -768,6 +754,39 @@ def _take(w: TableWriter, table: Table, pos: np.ndarray, digests: dict[str, str]
 def _content_types(schema) -> dict[str, str]:
     """The user columns of a schema and their types (what a row's content id depends on)."""
     return {c: repr(t) for c, t in schema.items() if c not in R.RESERVED and c not in R.REJECT_COLUMNS}
+
+
+class _SourceParts:
+    """A source's batches cut into parts of ``size`` rows as they arrive: each part is written,
+    fed to the content fingerprint (when the source is named by its content) and, given
+    ``hashes``, its content hashes kept while it is in memory (``Engine._with_ids`` uses them
+    instead of reading the part back)."""
+
+    def __init__(self, w: TableWriter, size: int, content, hashes: dict | None = None) -> None:
+        self.w, self.size, self.content, self.hashes = w, size, content, hashes
+        self.buf: list[pl.DataFrame] = []
+
+    def add(self, rows: pl.DataFrame) -> None:
+        self.buf.append(rows)
+        if sum(f.height for f in self.buf) >= self.size:
+            self.flush(False)
+
+    def flush(self, final: bool) -> None:
+        part = R.concat(self.buf) if self.buf else pl.DataFrame()
+        w = self.w
+        while part.height >= self.size or (final and (part.height or (part.width and not w.segments))):
+            piece = part.slice(0, self.size)
+            w.add(piece)
+            if self.hashes is not None:
+                self.hashes[w.digests[w.segments[-1]["file"]]] = (_content_types(piece.schema),
+                                                                  R.content_hash_ints(piece))
+            if self.content is not None:
+                self.content.update(canonical_json(schema_text(piece.schema)).encode())
+                self.content.update(piece.write_ndjson().encode())
+            part = part.slice(self.size)
+            if not part.height:
+                break
+        self.buf = [part] if part.height else []
 
 
 class _Repeats:

@@ -46,7 +46,7 @@ import polars as pl
 
 from curate import records as R
 from curate.cache import StepCache, fingerprint, write_json
-from curate.engine import Engine, _RunState
+from curate.engine import Engine, _RunState, _SourceParts
 from curate.executors import _blocks as B
 from curate.executors.config import RayStepOptions
 from curate.extras import require
@@ -207,8 +207,7 @@ class RayEngine(Engine):
         cuts its batches (same parts, same content fingerprint); the pieces' rejects and stats."""
         import hashlib
 
-        from curate.cache import TableWriter, schema_text
-        from curate.io import canonical_json
+        from curate.cache import TableWriter
         from curate.step import merge_numeric
         rep = StepReport("source", f"{src.name}:{src.origin}")
         update = self._task(f"source {src.origin} (ray)", None)
@@ -219,21 +218,7 @@ class RayEngine(Engine):
         w = TableWriter(staging.dir, "kept")
         content = hashlib.sha256() if cache is None else None
         bs = self.p.batch_size
-        buf: list[pl.DataFrame] = []
-
-        def flush(final: bool) -> None:                 # Engine._read_source's flush
-            nonlocal buf
-            part = R.concat(buf) if buf else pl.DataFrame()
-            while part.height >= bs or (final and (part.height or (part.width and not w.segments))):
-                piece = part.slice(0, bs)
-                w.add(piece)
-                if content is not None:
-                    content.update(canonical_json(schema_text(piece.schema)).encode())
-                    content.update(piece.write_ndjson().encode())
-                part = part.slice(bs)
-                if not part.height:
-                    break
-            buf = [part] if part.height else []
+        parts = _SourceParts(w, bs, content)         # the local reader's cutting
 
         n = 0
         for o in outs:
@@ -243,27 +228,14 @@ class RayEngine(Engine):
                 update(rows)
             for f in o["files"]:                           # batches to cut here
                 rows = pl.read_parquet(f)
-                buf.append(rows)
+                parts.add(rows)
                 n += rows.height
                 update(rows.height)
-                if sum(x.height for x in buf) >= bs:
-                    flush(False)
-        flush(True)
-        if not w.segments:
-            w.add(pl.DataFrame(schema={R.SOURCE: pl.String, R.ORIGIN: pl.String}))
+        parts.flush(True)
         rejects = [pl.read_parquet(f) for o in outs for f in o["rejected"]]
         rejected = R.concat(rejects) if rejects else pl.DataFrame()
         src.stats = merge_numeric([src.stats] + [o["stats"] for o in outs])
-        rep.seconds = time.time() - t0
-        rep.rows_out, rep.rows_rejected = n, rejected.height
-        rep.extra = dict(src.stats)
-        if cache is None:
-            fp = content.hexdigest()[:20]
-            cache = StepCache(self.cache_root, f"source-{src.origin}", fp)
-            cache.clear()
-            os.replace(staging.dir, cache.dir)
-        cache.save(w, rejected, {"rows": n, "rejected": rejected.height,
-                                 "seconds": rep.seconds, "stats": rep.extra})
+        cache, fp = self._store_source(src, w, rejected, n, t0, rep, cache, fp, content, staging)
         rep.extra = {**rep.extra, "ray": {"pieces": len(outs)}}     # this run's manifest only
         return cache, rejected, rep, fp
 

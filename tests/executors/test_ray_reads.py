@@ -96,6 +96,8 @@ def test_postgres_key_ranges(run_both):
 
     url = os.environ.get("CURATE_TEST_POSTGRES_URL")
     if not url:
+        if os.environ.get("CURATE_REQUIRE_SERVICES") == "1":      # CI: a missing server fails
+            pytest.fail("CURATE_TEST_POSTGRES_URL is not set but CURATE_REQUIRE_SERVICES=1")
         pytest.skip("CURATE_TEST_POSTGRES_URL is not set")
     import sqlalchemy as sa
     table = f"ray_{uuid.uuid4().hex[:8]}"

@@ -40,16 +40,24 @@ def corpus(tmp_path_factory) -> Path:
     return path
 
 
-def _run(path: Path, tmp: Path, dedup: dict, streamed_on: bool, monkeypatch):
+# streamed modes: "memory" (small tables: every signature and shingle kept from the scan),
+# "reread" (the candidate rows re-read at once) and "blocks" ((part, part) blocks, LRU evictions,
+# sparse rows in chunks), each with several key-range partitions
+MODES = {"memory": {}, "reread": {"_CACHE_BYTES": 4 << 20},
+         "blocks": {"_CACHE_BYTES": 1 << 20, "_ALL_BYTES": 1 << 10}}
+
+
+def _run(path: Path, tmp: Path, dedup: dict, streamed_on: bool, monkeypatch, mode: str = "blocks"):
     with monkeypatch.context() as m:
         if not streamed_on:
             m.setattr(Dedup, "process_table", lambda self, table, ctx: None)
-        else:        # small key-range partitions and LRU: several partitions, evictions; both
-            m.setattr(streamed, "_PART_KEYS", 20_000)          # dense and sparse (part, part)
-            m.setattr(streamed, "_CACHE_BYTES", 1 << 20)       # blocks, sparse rows in chunks
-            m.setattr(streamed, "_DENSE", 8)
+        else:
+            m.setattr(streamed, "_PART_KEYS", 20_000)          # several key-range partitions
+            for name, value in MODES[mode].items():
+                m.setattr(streamed, name, value)
+            m.setattr(streamed, "_DENSE", 8)                   # dense and sparse (part, part)
             m.setattr(streamed, "_SPARSE_ROWS", 40)
-        label = "s" if streamed_on else "f"
+        label = f"s{mode}" if streamed_on else "f"
         p = Pipeline(name="streamed", sources=[{"parquet": {"path": str(path), "name": "docs"}}],
                      steps=[{"dedup": dedup}], workdir=str(tmp / f"w{label}"), out_dir=str(tmp / f"o{label}"),
                      batch_size=700)
@@ -76,14 +84,40 @@ CONFIGS = [
 ]
 
 
-@pytest.mark.parametrize("dedup", CONFIGS, ids=[str(i) for i in range(len(CONFIGS))])
-def test_streamed_equals_whole_frame(corpus, tmp_path, monkeypatch, dedup):
-    k1, r1, s1 = _run(corpus, tmp_path, dedup, True, monkeypatch)
-    k2, r2, s2 = _run(corpus, tmp_path, dedup, False, monkeypatch)
+@pytest.fixture(scope="module")
+def whole_frame(corpus, tmp_path_factory):
+    """The whole-frame path's result per configuration (computed once)."""
+    done: dict[int, tuple] = {}
+
+    def get(i: int):
+        if i not in done:
+            with pytest.MonkeyPatch.context() as m:
+                done[i] = _run(corpus, tmp_path_factory.mktemp(f"whole{i}"), CONFIGS[i], False, m)
+        return done[i]
+    return get
+
+
+# every configuration in the "blocks" mode; those with a near stage in the other modes too
+CASES = [(i, m) for i, c in enumerate(CONFIGS) for m in MODES if m == "blocks" or c.get("near")]
+
+
+@pytest.mark.parametrize("i, mode", CASES, ids=[f"{i}-{m}" for i, m in CASES])
+def test_streamed_equals_whole_frame(corpus, tmp_path, monkeypatch, whole_frame, i, mode):
+    dedup = CONFIGS[i]
+    reads, parts = [], []
+    monkeypatch.setattr(streamed._Rows, "_read", lambda self, rows, f=streamed._Rows._read: (
+        reads.append(len(rows)), f(self, rows))[1])
+    monkeypatch.setattr(streamed._Rows, "_part", lambda self, p, f=streamed._Rows._part: (
+        parts.append(p), f(self, p))[1])
+    k1, r1, s1 = _run(corpus, tmp_path, dedup, True, monkeypatch, mode)
+    k2, r2, s2 = whole_frame(i)
     assert r2.height > 100                     # the corpus has work for every configuration
     assert k1.equals(k2)
     assert r1.equals(r2)
     assert s1 == s2
+    if dedup.get("near") is not None:          # the mode asked for is the one taken
+        assert {"memory": not reads and not parts, "reread": reads and not parts,
+                "blocks": parts}[mode]
 
 
 def test_streamed_path_is_taken_and_holds_no_text(corpus, tmp_path, monkeypatch):

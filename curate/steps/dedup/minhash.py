@@ -250,7 +250,8 @@ OPH_MARGIN = 0.3                    # candidates with an OPH estimate below thre
 _ROT = np.uint32(0x9E3779B1)        # rotation offset per bin of distance (odd, large)
 
 
-def oph_signatures(sh: Shingles, num_bins: int, chunk: int = 1 << 11) -> np.ndarray:
+def oph_signatures(sh: Shingles, num_bins: int, chunk: int = 1 << 11,
+                   out: np.ndarray | None = None) -> np.ndarray:
     """One-permutation MinHash with rotation densification (Shrivastava & Li 2014), uint32
     ``docs × num_bins``: one hash per shingle instead of ``num_bins``.
 
@@ -259,9 +260,10 @@ def oph_signatures(sh: Shingles, num_bins: int, chunk: int = 1 << 11) -> np.ndar
     minimum (``np.minimum.at``). An empty bin borrows the value of the next non-empty bin to its
     right (circularly) plus ``distance × C``, so two documents' bins still collide with
     probability equal to their Jaccard similarity. Documents without shingles stay all-empty.
-    Done in chunks of ``chunk`` documents, so temporaries stay small (and in cache)."""
+    Done in chunks of ``chunk`` documents, so temporaries stay small (and in cache); written
+    into ``out`` (docs × num_bins uint32) when given."""
     ndocs, k = len(sh.offsets) - 1, num_bins
-    out = np.empty((ndocs, k), dtype=np.uint32)
+    out = np.empty((ndocs, k), dtype=np.uint32) if out is None else out
     it = np.int16 if 2 * k < (1 << 15) else np.int32
     cols = np.arange(k, dtype=it)
     sentinel = it(2 * k)

@@ -82,8 +82,8 @@ class Dedup(Step):
     version = "1"
     memory = ("exact + near: the input is read part by part and never held; per row a 128-bit "
               "exact key, the keep policy's rank and a few masks and indices (~50 bytes), band keys spilled to "
-              "disk in key ranges, texts re-read only for candidate pairs (curate.steps.dedup."
-              "streamed). With semantic: the whole input frame, texts and embeddings included.")
+              "disk in key ranges, texts re-read only for candidate pairs (below 128 MiB of signatures, "
+              "i.e. ~250k rows, signatures and shingles are kept instead; curate.steps.dedup.streamed). With semantic: the whole input frame, texts and embeddings included.")
 
     def process_table(self, table, ctx: StepContext) -> TableResult | None:
         """Exact and near dedup over the table part by part (:mod:`.streamed`); None (the whole

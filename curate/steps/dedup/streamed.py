@@ -17,9 +17,17 @@ few fixed-size numbers per row instead of the texts.
   blocks (chance collisions between far-apart rows) are read together in one pass. Clusters
   are union-find over row numbers.
 
-Memory: ~50 bytes per row (exact key, rank key, row masks and indices) plus one key-range
-partition (~4M keys) and the candidate pairs; disk: (8 + 8) bytes × bands per row, removed at
-the end. Decisions equal :meth:`Dedup.process`'s (tests/dedup/test_streamed.py).
+In the pass over the parts each part's rows are cut into slices hashed and shingled on a few
+threads (up to 4, the usable cores; polars and numpy release the GIL), so the pass uses the cores
+while holding one part, as a single thread would; results are taken in row order. A small table (signatures of every row
+within ``_CACHE_BYTES / 2``, 128 MiB) keeps each row's OPH signature and shingles from that pass,
+so verification re-reads nothing; a larger one re-reads the candidate rows, all at once when they
+fit ``_ALL_BYTES`` (64 MiB), else in (part, part) blocks.
+
+Memory: ~50 bytes per row (exact key, rank key, row masks and indices) plus the part being
+read, one key-range partition (~4M keys) and the candidate pairs (plus at most 256 MiB of kept
+signatures and shingles on small tables); disk: (8 + 8) bytes × bands per row, removed at the
+end. Decisions equal :meth:`Dedup.process`'s (tests/dedup/test_streamed.py).
 """
 from __future__ import annotations
 
@@ -43,6 +51,7 @@ from .minhash import (OPH_MARGIN, Shingles, band_keys, bucket_codes, key_bits, o
 
 _PART_KEYS = 1 << 22          # band keys per key-range partition (32 MiB of keys, 32 MiB of rows)
 _CACHE_BYTES = 256 << 20      # re-read candidate rows kept (shingles + signatures), LRU by part
+_ALL_BYTES = 64 << 20         # candidate rows read at once (shingles + signatures) when they fit
 _DENSE = 32                   # pairs of a (part, part) block worth loading both parts' candidates
 _SPARSE_ROWS = 100_000        # rows of the sparse pairs re-read at a time
 
@@ -149,38 +158,77 @@ class StreamedDedup:
             files = [(open(self.spill / f"k{p:04d}", "ab"), open(self.spill / f"r{p:04d}", "ab"))
                      for p in range(1 << self.pbits)]
         norm_s = 0.0
+        self.shingles = 0
+        # small tables keep every row's signature and shingles from this pass (each up to
+        # _CACHE_BYTES / 2), so verification re-reads nothing; larger ones re-read candidate rows
+        bins = self.bands * self.rows if cfg.near is not None else 0
+        self.sig_all = (np.empty((n, bins), dtype=np.uint32)      # rows with shingles filled
+                        if cfg.near is not None and n * bins * 4 <= _CACHE_BYTES // 2 else None)
+        sh_parts: list | None = [] if self.sig_all is not None else None
+        sh_bytes = 0
         try:
-            for off, frame in self.table.iter_parts(self._columns()):
-                t = time.time()
-                norm = self._norm(frame)
-                norm_s += time.time() - t
-                m = len(norm)
-                sl = slice(off, off + m)
+            # each part's rows are hashed and shingled in slices on a few threads (polars and
+            # numpy release the GIL), so one part is in memory at a time, as without threads
+            for off, part in _ordered_map(self._scan_slice, self._slices(_workers()), _workers()):
+                norm_s += part["norm_s"]
+                sl = slice(off, off + part["m"])
                 if cfg.exact:
-                    self.h1[sl] = norm.hash(seed=0x51).to_numpy()
-                    self.h2[sl] = norm.hash(seed=0xA7).to_numpy()
-                    self.valid[sl] = norm.is_not_null().to_numpy()
-                k = keep_key(frame, cfg.keep, cfg.columns, cfg.score_column, self.step.name)
-                if k is not None:
-                    keys.append(k)
+                    self.h1[sl], self.h2[sl], self.valid[sl] = part["h1"], part["h2"], part["valid"]
+                if part["key"] is not None:
+                    keys.append(part["key"])
                 if cfg.near is not None:
-                    sh = self._shingles(norm)
-                    has = sh.counts > 0
-                    self.has[sl] = has
-                    idx = np.flatnonzero(has)
-                    if len(idx):
-                        sub = sh if len(idx) == m else sh.subset(idx)
-                        bk = band_keys(oph_signatures(sub, self.bands * self.rows), self.bands, self.rows)
-                        rows = np.repeat(idx.astype(np.int64) + off, self.bands)
-                        self._spill(files, bk.ravel(), rows)
-                    del sh
-                del frame, norm
+                    self.has[sl] = part["has"]
+                    self.shingles += part["shingles"]
+                    if sh_parts is not None and part.get("sh") is not None:
+                        sh_bytes += part["sh"][1].hashes.nbytes
+                        sh_parts = sh_parts + [part["sh"]] if sh_bytes <= _CACHE_BYTES // 2 else None
+                    if part["bk"] is not None:
+                        self._spill(files, part["bk"], part["rows"])
+                del part
         finally:
             for a, b in files:
                 a.close()
                 b.close()
+        self.sh_parts = sh_parts
         self.rank = R.concat([k.to_frame() for k in keys]).to_series() if keys else None
         return norm_s
+
+    def _slices(self, k: int):
+        """``(first row number, frame)`` of every part's rows cut into ``k`` slices, part by part."""
+        for off, frame in self.table.iter_parts(self._columns()):
+            step = max(1, -(-frame.height // k))
+            for s in range(0, max(frame.height, 1), step):
+                yield off + s, frame.slice(s, step)
+
+    def _scan_slice(self, item: tuple[int, pl.DataFrame]) -> tuple[int, dict[str, Any]]:
+        """Exact hashes, keep-policy key and OPH band keys of a slice of rows (on a worker thread)."""
+        cfg = self.cfg
+        off, frame = item
+        t = time.time()
+        norm = self._norm(frame)
+        out: dict[str, Any] = {"norm_s": time.time() - t, "m": len(norm), "bk": None}
+        if cfg.exact:
+            out["h1"] = norm.hash(seed=0x51).to_numpy()
+            out["h2"] = norm.hash(seed=0xA7).to_numpy()
+            out["valid"] = norm.is_not_null().to_numpy()
+        out["key"] = keep_key(frame, cfg.keep, cfg.columns, cfg.score_column, self.step.name)
+        if cfg.near is not None:
+            sh = self._shingles(norm)
+            has = out["has"] = sh.counts > 0
+            out["shingles"] = int(sh.offsets[-1])
+            idx = np.flatnonzero(has)
+            if len(idx):
+                sub = sh if len(idx) == len(norm) else sh.subset(idx)
+                rows = idx.astype(np.int64) + off
+                whole = self.sig_all is not None and len(idx) == len(norm)
+                sig = oph_signatures(sub, self.bands * self.rows,
+                                     out=self.sig_all[off:off + len(norm)] if whole else None)
+                if self.sig_all is not None and not whole:
+                    self.sig_all[rows] = sig
+                out["bk"] = band_keys(sig, self.bands, self.rows).ravel()
+                out["rows"] = np.repeat(rows, self.bands)
+                out["sh"] = (rows, sub)
+        return off, out
 
     def _spill(self, files, keys: np.ndarray, rows: np.ndarray) -> None:
         if self.pbits == 0:
@@ -241,15 +289,17 @@ class StreamedDedup:
             return e, e
         bits = key_bits(n_sub)
         found = []
+        # rank of each row among sub_rows (-1: not one of them): one gather per key, not a search
+        at_of = np.full(self.n, -1, dtype=np.int32 if self.n < (1 << 31) else np.int64)
+        at_of[sub_rows] = np.arange(n_sub)
         for p in range(1 << self.pbits):
             keys = np.fromfile(self.spill / f"k{p:04d}", dtype=np.uint64)
-            rows = np.fromfile(self.spill / f"r{p:04d}", dtype=np.int64)
-            at = np.minimum(np.searchsorted(sub_rows, rows), n_sub - 1)
-            ok = sub_rows[at] == rows
+            at = at_of[np.fromfile(self.spill / f"r{p:04d}", dtype=np.int64)]
+            ok = at >= 0
             comp = (keys[ok] >> bits) << bits
             comp |= at[ok].astype(np.uint64)
-            del keys, rows, at, ok
-            comp.sort()
+            del keys, at, ok
+            comp = pl.Series(comp).sort().to_numpy()     # polars sorts on every core
             found.append(bucket_codes(comp, bits, n_sub, self.cfg.near.max_bucket_pairs))
             del comp
         codes = np.unique(np.concatenate(found)) if found else np.zeros(0, np.uint64)
@@ -273,8 +323,7 @@ class StreamedDedup:
             left, right = left[ok], right[ok]
         nodes = np.union1d(left, right)
         comp = connected_components(len(nodes), np.searchsorted(nodes, left), np.searchsorted(nodes, right))
-        rej, keeper, size = self._cluster(nodes, comp)
-        reader = _Rows(self, np.union1d(rej, keeper))
+        rej, keeper, size = self._cluster(nodes, comp)      # rows among the reader's (candidates)
         sim = reader.scores(rej, keeper, "jaccard" if near.verify == "jaccard" else "signature")
         st = {"duplicates": int(len(rej)), "clusters": int(np.unique(comp).size),
               "candidate_pairs": int(ncand), "verified_pairs": int(len(left)),
@@ -319,6 +368,26 @@ class _Rows:
         self.run, self.need = run, np.asarray(need, dtype=np.int64)
         self.cache: OrderedDict[int, tuple[np.ndarray, Shingles, np.ndarray]] = OrderedDict()
         self.bytes = 0
+        # all candidate rows at once when they fit the cache (one read of each part, pairs
+        # scored from memory); otherwise part by part (below)
+        per_row = 8 * run.shingles / max(1, int(run.has.sum())) + 4 * run.bands * run.rows + 16
+        self.all = (None if run.sh_parts is not None or len(self.need) * per_row > _ALL_BYTES
+                    else (self.need, *self._read(self.need)))
+
+    def _read(self, rows: np.ndarray) -> tuple[Shingles, np.ndarray]:
+        """Shingles and OPH signatures of ``rows`` (ascending), in one pass over the parts."""
+        run = self.run
+        hashes, counts, sigs = [], [], []
+        for frame, _, _ in run.table.iter_take(rows, run.cfg.columns):
+            sh = run._shingles(run._norm(frame))
+            hashes.append(sh.hashes)
+            counts.append(sh.counts)
+            sigs.append(oph_signatures(sh, run.bands * run.rows))
+        cnt = np.concatenate(counts) if counts else np.zeros(0, np.int64)
+        offs = np.zeros(len(cnt) + 1, dtype=np.int64)
+        np.cumsum(cnt, out=offs[1:])
+        sig = np.concatenate(sigs) if sigs else np.zeros((0, run.bands * run.rows), np.uint32)
+        return Shingles(np.concatenate(hashes) if hashes else np.zeros(0, np.uint64), offs), sig
 
     def _part(self, p: int):
         if p in self.cache:
@@ -345,26 +414,13 @@ class _Rows:
         rows for (chance LSH collisions between far-apart rows): their rows are read in one pass
         over the parts, at most :data:`_SPARSE_ROWS` rows at a time."""
         out = np.zeros(len(a), dtype=np.float64)
-        run = self.run
         step = max(1, _SPARSE_ROWS // 2)
         for s0 in range(0, len(a), step):
             ca, cb = a[s0:s0 + step], b[s0:s0 + step]
             rows = np.union1d(ca, cb)
-            hashes, counts, sigs = [], [], []
-            for frame, _, _ in run.table.iter_take(rows, run.cfg.columns):
-                sh = run._shingles(run._norm(frame))
-                hashes.append(sh.hashes)
-                counts.append(sh.counts)
-                sigs.append(oph_signatures(sh, run.bands * run.rows))
-            cnt = np.concatenate(counts)
-            offs = np.zeros(len(cnt) + 1, dtype=np.int64)
-            np.cumsum(cnt, out=offs[1:])
+            sh, sig = self._read(rows)
             ia, ib = np.searchsorted(rows, ca), np.searchsorted(rows, cb)
-            if how == "signature":
-                sig = np.concatenate(sigs)
-                out[s0:s0 + step] = (sig[ia] == sig[ib]).mean(axis=1)
-            else:
-                out[s0:s0 + step] = true_jaccard(Shingles(np.concatenate(hashes), offs), ia, ib)
+            out[s0:s0 + step] = _agree(sig, ia, ib) if how == "signature" else true_jaccard(sh, ia, ib)
         return out
 
     def scores(self, left: np.ndarray, right: np.ndarray, how: str) -> np.ndarray:
@@ -375,6 +431,17 @@ class _Rows:
         out = np.zeros(len(left), dtype=np.float64)
         if not len(left):
             return out
+        run = self.run
+        if run.sh_parts is not None:          # everything kept from the scan
+            if how == "signature":
+                return _agree(run.sig_all, left, right)
+            rows = np.union1d(left, right)
+            return true_jaccard(_gather_shingles(run.sh_parts, rows),
+                                np.searchsorted(rows, left), np.searchsorted(rows, right))
+        if self.all is not None:
+            rows, sh, sig = self.all
+            ia, ib = np.searchsorted(rows, left), np.searchsorted(rows, right)
+            return _agree(sig, ia, ib) if how == "signature" else true_jaccard(sh, ia, ib)
         a, b = np.minimum(left, right), np.maximum(left, right)
         pa = np.searchsorted(self.run.offsets, a, side="right") - 1
         pb = np.searchsorted(self.run.offsets, b, side="right") - 1
@@ -398,7 +465,7 @@ class _Rows:
                 pos_q, sh_q, sig_q = self._part(q)
                 ib = np.searchsorted(pos_q, b[blk])
             if how == "signature":
-                out[blk] = (sig_p[ia] == sig_q[ib]).mean(axis=1)
+                out[blk] = _agree(sig_p, ia, ib, sig_q)
             elif q == p:
                 out[blk] = true_jaccard(sh_p, ia, ib)
             else:
@@ -406,3 +473,61 @@ class _Rows:
                                 np.concatenate([sh_p.offsets, sh_q.offsets[1:] + sh_p.offsets[-1]]))
                 out[blk] = true_jaccard(both, ia, ib + len(pos_p))
         return out
+
+
+def _workers() -> int:
+    """Threads for the pass over the parts: the usable cores, at most 4."""
+    import os
+    try:
+        n = len(os.sched_getaffinity(0))
+    except AttributeError:        # not Linux
+        n = os.cpu_count() or 1
+    return max(1, min(4, n))
+
+
+def _ordered_map(fn, items, workers: int):
+    """``fn`` over ``items`` (an iterable, consumed as results are taken) on ``workers``
+    threads, results yielded in order, at most ``workers`` pending besides the one being taken."""
+    if workers <= 1:
+        for it in items:
+            yield fn(it)
+        return
+    from collections import deque
+    from concurrent.futures import ThreadPoolExecutor
+    with ThreadPoolExecutor(workers, thread_name_prefix="curate-dedup") as pool:
+        pending: deque = deque()
+        nxt = iter(items)
+        try:
+            for it in nxt:
+                pending.append(pool.submit(fn, it))
+                if len(pending) >= workers:
+                    yield pending.popleft().result()
+            while pending:
+                yield pending.popleft().result()
+        finally:
+            for f in pending:
+                f.cancel()
+
+
+def _agree(sig: np.ndarray, ia: np.ndarray, ib: np.ndarray, sig_b: np.ndarray | None = None) -> np.ndarray:
+    """Share of equal OPH bins of the signature pairs ``(sig[ia], sig_b[ib])``, in blocks."""
+    sig_b = sig if sig_b is None else sig_b
+    out = np.empty(len(ia), dtype=np.float64)
+    k = sig.shape[1]
+    for s0 in range(0, len(ia), 8192):
+        out[s0:s0 + 8192] = np.count_nonzero(sig[ia[s0:s0 + 8192]] == sig_b[ib[s0:s0 + 8192]], axis=1) / k
+    return out
+
+
+def _gather_shingles(parts: list, rows: np.ndarray) -> Shingles:
+    """The shingles of ``rows`` (ascending, all with shingles) from the scan's per-part pieces
+    ``(row numbers, Shingles)``."""
+    pieces = []
+    for prow, psh in parts:
+        lo, hi = np.searchsorted(rows, [prow[0], prow[-1] + 1]) if len(prow) else (0, 0)
+        if hi > lo:
+            pieces.append(psh.subset(np.searchsorted(prow, rows[lo:hi])))
+    counts = np.concatenate([p.counts for p in pieces]) if pieces else np.zeros(0, np.int64)
+    offs = np.zeros(len(counts) + 1, dtype=np.int64)
+    np.cumsum(counts, out=offs[1:])
+    return Shingles(np.concatenate([p.hashes for p in pieces]) if pieces else np.zeros(0, np.uint64), offs)

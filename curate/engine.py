@@ -760,11 +760,14 @@ class _SourceParts:
     """A source's batches cut into parts of ``size`` rows as they arrive: each part is written,
     fed to the content fingerprint (when the source is named by its content) and, given
     ``hashes``, its content hashes kept while it is in memory (``Engine._with_ids`` uses them
-    instead of reading the part back)."""
+    instead of reading the part back). A part is written on a thread while the next batch is
+    read (one write in flight, in order; its error is raised by the next call)."""
 
     def __init__(self, w: TableWriter, size: int, content, hashes: dict | None = None) -> None:
         self.w, self.size, self.content, self.hashes = w, size, content, hashes
         self.buf: list[pl.DataFrame] = []
+        self._pool = None
+        self._pending = None
 
     def add(self, rows: pl.DataFrame) -> None:
         self.buf.append(rows)
@@ -773,20 +776,43 @@ class _SourceParts:
 
     def flush(self, final: bool) -> None:
         part = R.concat(self.buf) if self.buf else pl.DataFrame()
-        w = self.w
-        while part.height >= self.size or (final and (part.height or (part.width and not w.segments))):
-            piece = part.slice(0, self.size)
-            w.add(piece)
-            if self.hashes is not None:
-                self.hashes[w.digests[w.segments[-1]["file"]]] = (_content_types(piece.schema),
-                                                                  R.content_hash_ints(piece))
-            if self.content is not None:
-                self.content.update(canonical_json(schema_text(piece.schema)).encode())
-                self.content.update(piece.write_ndjson().encode())
+        while part.height >= self.size or (final and (part.height or (part.width and not self._written()))):
+            self._submit(part.slice(0, self.size))
             part = part.slice(self.size)
             if not part.height:
                 break
         self.buf = [part] if part.height else []
+        if final:
+            self._wait()
+            if self._pool is not None:
+                self._pool.shutdown()
+                self._pool = None
+
+    def _written(self) -> bool:
+        self._wait()
+        return bool(self.w.segments)
+
+    def _submit(self, piece: pl.DataFrame) -> None:
+        self._wait()
+        if self._pool is None:
+            from concurrent.futures import ThreadPoolExecutor
+            self._pool = ThreadPoolExecutor(1, thread_name_prefix="curate-part-writer")
+        self._pending = self._pool.submit(self._write, piece)
+
+    def _wait(self) -> None:
+        if self._pending is not None:
+            pending, self._pending = self._pending, None
+            pending.result()
+
+    def _write(self, piece: pl.DataFrame) -> None:
+        w = self.w
+        w.add(piece)
+        if self.hashes is not None:
+            self.hashes[w.digests[w.segments[-1]["file"]]] = (_content_types(piece.schema),
+                                                              R.content_hash_ints(piece))
+        if self.content is not None:
+            self.content.update(canonical_json(schema_text(piece.schema)).encode())
+            self.content.update(piece.write_ndjson().encode())
 
 
 class _Repeats:

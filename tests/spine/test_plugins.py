@@ -135,3 +135,30 @@ def test_broken_entry_point_is_reported_not_fatal(tmp_path):
     r = curate("list", cwd=tmp_path, env=env)
     assert r.returncode == 0 and re.search(r"^\s*clean\s", r.stdout, flags=re.MULTILINE)
     assert "plug-in broken (no_such_pkg_xyz.steps) failed to import" in r.stderr.replace("\n", " ")
+
+
+def test_builtin_index_is_current():
+    """curate/_registry_index.py names every built-in component's module (regenerate with
+    `python -m curate.registry` after adding one)."""
+    from curate import registry
+    from curate._registry_index import BUILTIN
+    assert BUILTIN == registry.builtin_index(), "run `python -m curate.registry` to regenerate it"
+    assert BUILTIN["step"]["dedup"] == "curate.steps.dedup.step"
+
+
+def test_builtin_lookup_imports_one_module_and_unknown_names_discover_all():
+    """Looking up a built-in imports its module, not every plug-in; a name outside the index
+    still finds plug-ins (here a made-up one is unknown) after importing them all."""
+    code = textwrap.dedent("""
+        import sys
+        from curate import registry
+        cls = registry.get("step", "dedup")
+        assert cls.__name__ == "Dedup", cls
+        assert not registry._discovered
+        assert "curate.steps.quality.relevance" not in sys.modules
+        assert registry.get("step", "no_such_step") is None
+        assert registry._discovered and "curate.steps.quality.relevance" in sys.modules
+        print("ok")
+    """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-2000:]

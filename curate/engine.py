@@ -558,9 +558,10 @@ class Engine:
         chunk than on the 20 parts' chunks.
 
         A step whose :meth:`~curate.step.Step.process_table` answers (dedup today) reads the table
-        part by part itself and returns row positions: the kept rows are stored as row numbers and
-        the rejected rows are taken from the parts, one part at a time, with the step's reject
-        columns added."""
+        part by part itself and returns row positions: the kept rows are stored as row numbers,
+        rows it created as copies (``TableResult.created``) are taken from the parts after them,
+        and the rejected rows are taken from the parts, one part at a time, with the step's
+        reject columns added."""
         res = step.process_table(table, ctx) if apply_to is None and table.rows else None
         if res is not None:
             res.check(table.rows, step.name)
@@ -573,12 +574,18 @@ class Engine:
             elif not len(res.kept):
                 empty = table.read_segment(table.segments[0], limit=0)
                 kw.add(empty if res.kept_columns is None else empty.with_columns(res.kept_columns.get_columns()))
+            created = 0
+            if res.created is not None and len(res.created[0]):    # copies, after the kept rows
+                parents, cols = res.created
+                for rows, lo, hi in table.iter_take(parents):
+                    kw.add(rows.with_columns(cols.slice(lo, hi - lo).get_columns()))
+                created = len(parents)
             # one rejected part per input part (gathered rows share the part's string buffers,
             # so buffering them across parts would hold those parts whole)
             for pos, cols in res.rejected:
                 for rows, lo, hi in table.iter_take(pos):
                     rw.add(_mark(rows.with_columns(cols.slice(lo, hi - lo).get_columns()), step.name))
-            return step.merge_stats([res.stats]), 0
+            return step.merge_stats([res.stats]), created
         data = table.read()
         if data.n_chunks() > 1:
             data = data.rechunk()

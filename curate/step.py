@@ -69,12 +69,22 @@ class TableResult:
     #: columns added to (or rewritten in) the kept rows, one row per kept position (``split``);
     #: None: the kept rows are unchanged (stored as row numbers)
     kept_columns: pl.DataFrame | None = None
+    #: rows the step made as copies of input rows (``balance`` oversampling), written after the
+    #: kept rows: the positions they copy (non-decreasing; a row copied k times appears k times)
+    #: and the columns set on each copy (its new ``id``, ``parent_id``, ...), one row per copy
+    created: tuple[np.ndarray, pl.DataFrame] | None = None
 
     def check(self, rows: int, step: str) -> None:
         """Accounting: every input row is kept or rejected exactly once, each rejection with a reason."""
         from curate.errors import StepError
         if self.kept_columns is not None and self.kept_columns.height != len(self.kept):
             raise StepError(f"step {step}: kept columns do not match the kept rows")
+        if self.created is not None:
+            pos, cols = np.asarray(self.created[0]), self.created[1]
+            if cols.height != len(pos) or R.ID not in cols.columns or cols[R.ID].null_count():
+                raise StepError(f"step {step}: created rows need one row of columns each, with an id")
+            if len(pos) and (pos.min() < 0 or pos.max() >= rows or (np.diff(pos) < 0).any()):
+                raise StepError(f"step {step}: created rows' parent positions out of range or not sorted")
         seen = np.zeros(rows, dtype=np.int8)
         for pos, cols in [(self.kept, None)] + list(self.rejected):
             pos = np.asarray(pos)
@@ -149,17 +159,24 @@ class Step(Component, ABC):
 _POS = "__curate_pos"
 
 
-def narrow_process(step: "Step", table: Any, ctx: StepContext, columns: list[str]) -> TableResult | None:
+def narrow_process(step: "Step", table: Any, ctx: StepContext, columns: list[str],
+                   hashed: list[str] = ()) -> TableResult | None:
     """:meth:`Step.process_table` for a global step that reads only ``columns`` (ids, labels,
     groups: not the texts): runs :meth:`Step.process` on those columns plus a row number, and
-    maps its kept and rejected rows back to positions, the columns it added riding along. None
-    (the whole-frame path) when a column is missing (so its error names every column) or when the
-    step reordered or created rows."""
+    maps its kept and rejected rows back to positions, the columns it added riding along.
+    ``hashed`` columns (texts the step only compares or counts) are read part by part and
+    replaced by a 64-bit hash of each value (nulls stay null), never written back. Kept rows the
+    step made as copies of input rows (a new ``id`` on a row whose row number it kept) become
+    ``TableResult.created``. None (the whole-frame path) when a column is missing (so its error
+    names every column) or when the step reordered rows or created others."""
     have = table.unified_schema()
     if any(c not in have for c in columns):
         return None
-    cols = list(dict.fromkeys([R.ID, *columns]))
-    frames = [f.with_columns(pl.int_range(off, off + f.height, dtype=pl.Int64).alias(_POS))
+    hashed = [c for c in hashed if c in have and c not in columns and c != R.ID]
+    cols = list(dict.fromkeys([R.ID, *columns, *hashed]))
+    frames = [f.with_columns(pl.int_range(off, off + f.height, dtype=pl.Int64).alias(_POS),
+                             *[pl.when(pl.col(c).is_null()).then(None).otherwise(pl.col(c).hash(seed=0x7E))
+                               .alias(c) for c in hashed])
               for off, f in table.iter_parts(cols)]
     df = R.concat(frames) if len(frames) > 1 else frames[0]
     del frames
@@ -169,14 +186,25 @@ def narrow_process(step: "Step", table: Any, ctx: StepContext, columns: list[str
     parts = [kept] + ([rej] if rej is not None else [])
     if any(_POS not in f.columns or f[_POS].null_count() for f in parts):
         return None
+    # copies: kept rows whose id is not the id of the input row at their row number
+    orig_id = df[R.ID].gather(kept[_POS])
+    copy = (kept[R.ID] != orig_id).fill_null(True).to_numpy() if kept.height else np.zeros(0, bool)
+    n_orig = int((~copy).sum())
+    if copy[:n_orig].any():                       # copies must follow every kept original
+        return None
+    made, kept = kept.slice(n_orig), kept.slice(0, n_orig)
     kpos = kept[_POS].to_numpy()
     rpos = rej[_POS].to_numpy() if rej is not None else np.zeros(0, np.int64)
-    if (np.diff(kpos) <= 0).any() or (np.diff(rpos) <= 0).any() or len(kpos) + len(rpos) != df.height:
+    cpos = made[_POS].to_numpy()
+    if ((np.diff(kpos) <= 0).any() or (np.diff(rpos) <= 0).any() or (np.diff(cpos) < 0).any()
+            or len(kpos) + len(rpos) != df.height):
         return None
     added = kept.drop(_POS)
     added = added.select([c for c in added.columns if c not in df.columns or c in columns])
     out = TableResult(kept=kpos, stats=res.stats,
                       kept_columns=added if added.width else None)
+    if made.height:        # what differs from the copied row: its id and the columns the step set
+        out.created = (cpos, made.select([c for c in made.columns if c != _POS and c not in hashed]))
     if rej is not None:
         out.rejected = [(rpos, rej.drop(_POS).select([c for c in rej.columns
                                                      if c != _POS and c not in df.columns]))]

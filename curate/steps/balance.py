@@ -34,7 +34,7 @@ from curate.augmenters.spec import (BUILTIN_CONFIGS, AugmenterSpec, CustomAugmen
 from curate.embed import EmbedConfig, fold_embed_keys
 from curate.errors import DataError
 from curate.registry import register_step
-from curate.step import Step, StepConfig, StepContext, StepResult
+from curate.step import Step, StepConfig, StepContext, StepResult, TableResult, narrow_process
 from curate.steps._labels import add_warnings, removal_warning, split_missing_labels, unique_ratio
 
 OVER = ("oversample", "smote", "borderline_smote", "adasyn")
@@ -153,7 +153,22 @@ class Balance(Step):
 
     Config = BalanceConfig
     scope = "global"
-    version = "2"
+    version = "3"        # 3: oversampled copies follow their parents' order
+    memory = ("oversample, undersample, none: reads only the id and label columns (plus parent_id / "
+              "derived_by when present) and a 64-bit hash of each text (for the unique-text ratios), "
+              "part by part, and holds those for every row; the engine then takes the kept rows and "
+              "writes the copies from the parts (curate.step.narrow_process). Embedding methods "
+              "(smote, tomek, ...): the whole input frame and its embeddings.")
+
+    def process_table(self, table, ctx: StepContext) -> TableResult | None:
+        """:meth:`process` on ids, labels and text hashes (:func:`curate.step.narrow_process`)
+        when the method needs no texts; None (the whole frame) for the embedding methods."""
+        cfg: BalanceConfig = self.config  # type: ignore[assignment]
+        if cfg.method in EMBEDDING_METHODS:
+            return None
+        have = table.unified_schema()
+        cols = [cfg.label] + [c for c in ("parent_id", "derived_by") if c in have and c != cfg.label]
+        return narrow_process(self, table, ctx, cols, hashed=[cfg.text])
 
     def process(self, df: pl.DataFrame, ctx: StepContext) -> StepResult:
         cfg: BalanceConfig = self.config  # type: ignore[assignment]
@@ -244,7 +259,8 @@ class Balance(Step):
         strategy = {c: n for c, n in goal.items()}
         sampler = RandomOverSampler(sampling_strategy=strategy, random_state=ctx.seed)
         sampler.fit_resample(np.arange(len(y)).reshape(-1, 1), y)
-        extra = np.asarray(sampler.sample_indices_[len(y):], dtype=np.int64)
+        # copies in their parents' order (so the engine can take them part by part)
+        extra = np.sort(np.asarray(sampler.sample_indices_[len(y):], dtype=np.int64), kind="stable")
         return with_copies(df, extra, "os", "balance (oversample)")
 
     def _undersample(self, df: pl.DataFrame, y: np.ndarray, goal: dict[str, int],

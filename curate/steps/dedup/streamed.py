@@ -18,11 +18,12 @@ few fixed-size numbers per row instead of the texts.
   are union-find over row numbers.
 
 In the pass over the parts each part's rows are cut into slices hashed and shingled on a few
-threads (up to 4, the usable cores; polars and numpy release the GIL), so the pass uses the cores
-while holding one part, as a single thread would; results are taken in row order. A small table (signatures of every row
-within ``_CACHE_BYTES / 2``, 128 MiB) keeps each row's OPH signature and shingles from that pass,
-so verification re-reads nothing; a larger one re-reads the candidate rows, all at once when they
-fit ``_ALL_BYTES`` (64 MiB), else in (part, part) blocks.
+threads (up to 4, the usable cores; polars and numpy release the GIL), so the pass uses the
+cores while holding one part, as a single thread would; results are taken in row order. A small
+table (signatures of every row within ``_CACHE_BYTES / 2``, 128 MiB) keeps each row's OPH
+signature and shingles from that pass, so verification re-reads nothing; a larger one re-reads
+the candidate rows, all at once when they fit ``_ALL_BYTES`` (64 MiB), else in (part, part)
+blocks.
 
 Memory: ~50 bytes per row (exact key, rank key, row masks and indices) plus the part being
 read, one key-range partition (~4M keys) and the candidate pairs (plus at most 256 MiB of kept
@@ -31,6 +32,7 @@ end. Decisions equal :meth:`Dedup.process`'s (tests/dedup/test_streamed.py).
 """
 from __future__ import annotations
 
+import os
 import shutil
 import time
 import uuid
@@ -181,7 +183,10 @@ class StreamedDedup:
                     self.shingles += part["shingles"]
                     if sh_parts is not None and part.get("sh") is not None:
                         sh_bytes += part["sh"][1].hashes.nbytes
-                        sh_parts = sh_parts + [part["sh"]] if sh_bytes <= _CACHE_BYTES // 2 else None
+                        if sh_bytes > _CACHE_BYTES // 2:
+                            sh_parts = None
+                        else:
+                            sh_parts.append(part["sh"])
                     if part["bk"] is not None:
                         self._spill(files, part["bk"], part["rows"])
                 del part
@@ -190,6 +195,8 @@ class StreamedDedup:
                 a.close()
                 b.close()
         self.sh_parts = sh_parts
+        if sh_parts is None:          # shingles over budget: the signatures alone do not help
+            self.sig_all = None
         self.rank = R.concat([k.to_frame() for k in keys]).to_series() if keys else None
         return norm_s
 
@@ -477,7 +484,6 @@ class _Rows:
 
 def _workers() -> int:
     """Threads for the pass over the parts: the usable cores, at most 4."""
-    import os
     try:
         n = len(os.sched_getaffinity(0))
     except AttributeError:        # not Linux

@@ -20,9 +20,11 @@ The local executor streams. Tables live on disk as Parquet parts in the cache (s
   ``semantic``) get their whole input as one frame; when such a step only removes rows, its
   result is stored as row numbers too. Split reads only ids, labels, groups and ``parent_id``
   (:func:`curate.step.narrow_process`; the engine adds its ``split`` column part by part);
-  balance still holds its input frame;
+  balance (without embeddings) reads ids, labels and text hashes, and the engine writes its
+  oversampled copies from the parts (``TableResult.created``);
 * outputs read the final table part by part where the output says it streams
-  (``Sink.streams``/``write_stream``); the others (today every built-in output) get one frame.
+  (``Sink.streams``/``write_stream``: the jsonl, csv and parquet files); the others (NI task
+  files, which need a whole task at once, DPO, chat, hf_dataset, SQL, S3) get one frame.
 """
 from __future__ import annotations
 

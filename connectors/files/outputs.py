@@ -61,6 +61,44 @@ class _PathSink(Sink):
     def targets(self) -> list[Path]:
         return [self.path(self.config.path)]
 
+    def streams(self, columns: list[str]) -> bool:
+        """Every file output writes the final table part by part (:meth:`write_stream`)."""
+        return True
+
+    def write_stream(self, frames, seed: int) -> tuple[list[Path], int]:
+        """Write the final table's parts as they come: each split's rows appended to that split's
+        temp file (jsonl/csv lines, gzip streams, Parquet row groups), renamed over (or uploaded
+        to) its target at the end. jsonl and csv bytes equal :meth:`write`'s of the whole table;
+        Parquet holds the same rows in one row group per part."""
+        from contextlib import ExitStack
+        from curate.sink import SPLIT_ORDER, split_parts
+        self.stats = {}
+        cfg = self.config
+        by = cfg.split_column if cfg.split_files else None
+        writers: dict[str | None, _PartWriter] = {}
+        first, rows = None, 0
+        with ExitStack() as stack:
+            for df in frames:
+                first = df if first is None else first
+                rows += df.height
+                for split, part in (split_parts(df, by) if by else [(None, df)]):
+                    if not part.height:
+                        continue
+                    if split not in writers:
+                        writers[split] = stack.enter_context(_PartWriter(self, split))
+                    writers[split].write(part)
+            if not writers:               # no rows: the empty file write() gives
+                stack.enter_context(_PartWriter(self, None)).write(first if first is not None else pl.DataFrame())
+                return [self.path(cfg.path)], 0
+        named = [s for s in writers if s is not None]          # split_parts' order
+        splits = ([s for s in SPLIT_ORDER if s in named] + sorted(set(named) - set(SPLIT_ORDER))
+                  + ([None] if None in writers else []))
+        if any(s is not None for s in splits):
+            self.stats["splits"] = {(s if s is not None else "none"): {"rows": writers[s].rows,
+                                                                      "files": [str(writers[s].path)]}
+                                    for s in splits}
+        return [writers[s].path for s in splits], rows
+
     def write_split(self, df: pl.DataFrame, seed: int, split: str | None) -> list[Path]:
         path = self.path(self.config.path, split)
         df = shape(df, self.config, f"output {self.name} ({path})")
@@ -70,13 +108,57 @@ class _PathSink(Sink):
         return [path]
 
 
+class _PartWriter:
+    """One target of a streamed file output: its temp file open while parts are appended."""
+
+    def __init__(self, sink: _PathSink, split: str | None) -> None:
+        self.sink, self.fmt = sink, sink.name
+        self.path = sink.path(sink.config.path, split)
+        self.gz = self.path.name.lower().endswith(".gz") and self.fmt != "parquet"
+        self.delimiter = getattr(sink.config, "delimiter", ",")
+        self.rows = 0
+        self._parquet = None
+
+    def __enter__(self) -> "_PartWriter":
+        from contextlib import ExitStack
+        self._stack = ExitStack()
+        self._tmp = self._stack.enter_context(atomic_path(self.path))
+        if self.fmt != "parquet":
+            self._f = self._stack.enter_context(open(self._tmp, "wb"))
+            if self.gz:
+                self._f = self._stack.enter_context(gzip_writer(self._f))
+        return self
+
+    def write(self, df: pl.DataFrame) -> None:
+        df = shape(df, self.sink.config, f"output {self.fmt} ({self.path})")
+        if self.fmt == "jsonl":
+            df.write_ndjson(self._f)
+        elif self.fmt == "csv":
+            _csv_ready(df).write_csv(self._f, separator=self.delimiter, include_header=self.rows == 0)
+        else:
+            import pyarrow.parquet as pq
+            table = df.to_arrow()
+            if self._parquet is None:
+                self._parquet = self._stack.enter_context(pq.ParquetWriter(self._tmp, table.schema,
+                                                                           compression="zstd"))
+            self._parquet.write_table(table)
+        self.rows += df.height
+
+    def __exit__(self, *exc) -> None:
+        self._stack.__exit__(*exc)
+
+
+def _csv_ready(df: pl.DataFrame) -> pl.DataFrame:
+    """Nested values (lists, structs) as JSON text, the only way CSV can hold them."""
+    return df.with_columns(R.json_text(c) for c, ty in df.schema.items() if ty.is_nested())
+
+
 def write_format(df: pl.DataFrame, fmt: str, target: Path, gz: bool = False, delimiter: str = ",") -> None:
     """Write ``df`` as ``fmt`` (jsonl, csv, parquet) to the local file ``target`` — the bytes every
     file output and the s3 output store; gzip (not for Parquet) with a fixed header (no name,
     mtime 0): same rows → same bytes → cached output, wherever it is stored."""
     dump = {"jsonl": lambda t: df.write_ndjson(t), "parquet": lambda t: df.write_parquet(t),
-            "csv": lambda t: df.with_columns(R.json_text(c) for c, ty in df.schema.items() if ty.is_nested())
-                                .write_csv(t, separator=delimiter)}[fmt]
+            "csv": lambda t: _csv_ready(df).write_csv(t, separator=delimiter)}[fmt]
     if gz and fmt != "parquet":
         with open(target, "wb") as raw, gzip_writer(raw) as f:
             dump(f)
@@ -89,25 +171,6 @@ class JsonlOutput(_PathSink):
     """One JSON object per line (UTF-8), types and nesting kept; loads with
     ``datasets.load_dataset("json", data_files=...)``."""
 
-    def streams(self, columns: list[str]) -> bool:
-        """A local, uncompressed file with no split column to honour is written part by part."""
-        cfg = self.config
-        from curate import storage
-        return (not storage.is_url(cfg.path) and not cfg.path.lower().endswith(".gz")
-                and not (cfg.split_files and cfg.split_column in columns))
-
-    def write_stream(self, frames, seed: int) -> tuple[list[Path], int]:
-        """Append each part's lines to one temp file, renamed over the target at the end (the
-        same bytes as :meth:`write` of the whole table)."""
-        self.stats = {}
-        path = self.path(self.config.path)
-        rows = 0
-        with atomic_path(path) as tmp, open(tmp, "wb") as f:
-            for df in frames:
-                df = shape(df, self.config, f"output {self.name} ({path})")
-                df.write_ndjson(f)
-                rows += df.height
-        return [path], rows
 
 
 @register_output("parquet")

@@ -1,0 +1,93 @@
+"""File outputs (jsonl, csv, parquet; gzip; one file per split) write the final table part by
+part (``write_stream``), never as one frame: jsonl and csv give the bytes the whole-table
+``write`` gives, Parquet the same rows; the manifest's split stats are the same too."""
+from __future__ import annotations
+
+import gzip
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+
+from curate import Pipeline
+from curate.cache import read_entry
+from curate.registry import get
+from curate.sink import Sink
+
+
+@pytest.fixture(scope="module")
+def rows(tmp_path_factory) -> Path:
+    rng = np.random.default_rng(2)
+    n = 1300
+    label = rng.choice(["a", "b", "c"], n).astype(object)
+    label[rng.random(n) < 0.02] = None
+    df = pl.DataFrame({"text": [f"row {i} é, \"quoted\"\nline" if i % 7 == 0 else f"row {i}" for i in range(n)],
+                       "label": list(label),
+                       "tags": [[f"t{i % 3}", "x"] if i % 4 else None for i in range(n)],
+                       "score": [None if i % 11 == 0 else float(i) / 3 for i in range(n)]})
+    path = tmp_path_factory.mktemp("stream") / "rows.parquet"
+    df.write_parquet(path)
+    return path
+
+
+def _read(path: Path) -> bytes:
+    data = path.read_bytes()
+    return gzip.decompress(data) if path.name.endswith(".gz") else data
+
+
+CASES = [("jsonl", "out.jsonl"), ("jsonl", "out.jsonl.gz"), ("csv", "out.csv"), ("csv", "out.csv.gz"),
+         ("parquet", "out.parquet")]
+
+
+@pytest.mark.parametrize("split", [True, False], ids=["split_files", "one_file"])
+@pytest.mark.parametrize("fmt, name", CASES, ids=[c[1] for c in CASES])
+def test_streamed_output_equals_whole_table_write(rows, tmp_path, monkeypatch, fmt, name, split):
+    def whole(self, df, seed):
+        raise AssertionError("the whole-table path was used")
+    out = {fmt: {"path": str(tmp_path / "stream" / name), "split_files": split}}
+    p = Pipeline(name="stream", sources=[{"parquet": {"path": str(rows), "name": "rows"}}],
+                 steps=[{"split": {"stratify": None}}],
+                 outputs=[out], workdir=str(tmp_path / "w"), out_dir=str(tmp_path / "o"), batch_size=200)
+    with monkeypatch.context() as m:
+        m.setattr(Sink, "write", whole)
+        res = p.run()
+    rep = next(r for r in res.reports if r.kind == "output")
+    # the same table written whole, by the same output type
+    final = read_entry(Path(res.final_path), "kept")
+    assert final.height == 1300
+    ref_cfg = {**out[fmt], "path": str(tmp_path / "whole" / name)}
+    sink = get("output", fmt)(ref_cfg)
+    files = sink.write(sink.select(final), 0)
+    streamed = sorted(tmp_path.joinpath("stream").iterdir())
+    assert [f.name for f in streamed] == sorted(f.name for f in files)
+    assert len(streamed) == (3 if split else 1)
+    for f in streamed:
+        ref = tmp_path / "whole" / f.name
+        if fmt == "parquet":
+            assert pl.read_parquet(f).equals(pl.read_parquet(ref))
+        else:
+            assert _read(f) == _read(ref) and len(_read(f)) > 1000
+    want = {k: {**v, "files": [x.replace("/whole/", "/stream/") for x in v["files"]]}
+            for k, v in sink.stats.get("splits", {}).items()}
+    assert rep.extra.get("splits", {}) == want and rep.rows_in == 1300
+
+
+@pytest.mark.parametrize("fmt, name", CASES, ids=[c[1] for c in CASES])
+def test_streamed_empty_table_writes_the_empty_file(tmp_path, fmt, name):
+    src = tmp_path / "one.jsonl"
+    src.write_text('{"text": "only"}\n')
+    p = Pipeline(name="empty", sources=[{"jsonl": {"path": str(src)}}],
+                 steps=[{"clean": {"min_words": 5}}],
+                 outputs=[{fmt: {"path": str(tmp_path / "stream" / name)}}],
+                 workdir=str(tmp_path / "w"), out_dir=str(tmp_path / "o"))
+    res = p.run()
+    f = tmp_path / "stream" / name
+    final = read_entry(Path(res.final_path), "kept")
+    assert final.height == 0
+    sink = get("output", fmt)({"path": str(tmp_path / "whole" / name)})
+    ref = sink.write(sink.select(final), 0)[0]
+    if fmt == "parquet":
+        assert pl.read_parquet(f).height == 0 and pl.read_parquet(f).columns == pl.read_parquet(ref).columns
+    else:
+        assert _read(f) == _read(ref)

@@ -78,6 +78,9 @@ class Synthesize(Step):
     Config = SynthesizeConfig
     scope = "global"
     version = "1"
+    memory = ("its input rows as one frame (Self-Instruct rounds sample seeds and earlier tasks from "
+              "the whole pool; evol and preferences pair rows); generation runs in resumable shards "
+              "written to its cache folder.")
 
     def process(self, df: pl.DataFrame, ctx: StepContext) -> StepResult:
         cfg: SynthesizeConfig = self.config  # type: ignore[assignment]

@@ -92,6 +92,8 @@ class Verify(Step):
     Config = VerifyConfig
     scope = "global"
     version = "1"
+    memory = ("its input rows as one frame: the novelty check compares each row with the seeds and "
+              "every earlier row (a ROUGE-L index over the table); the other checks are per row.")
 
     # ------------------------------------------------------------------ row views
     def _views(self, df: pl.DataFrame) -> pl.DataFrame:

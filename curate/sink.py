@@ -139,6 +139,43 @@ class Sink(Component, ABC):
         :meth:`streams` is True."""
         raise NotImplementedError(f"output {self.name} does not stream")
 
+    def stream_splits(self, frames, writer) -> tuple[list[Path], int]:
+        """The body of a :meth:`write_stream` that writes one target per split: each frame's
+        rows are cut by split (as :func:`split_parts` cuts the whole table) and handed to the
+        split's writer, ``writer(split)``: a context manager with ``write(df)``, ``path`` and
+        ``rows``, entered when the split's first rows arrive and left (its file committed) at
+        the end. A table without rows gets the empty target :meth:`write` would give. Returns
+        the files in :func:`split_parts`' order and the row count; ``stats["splits"]`` as
+        :meth:`write` records them."""
+        from contextlib import ExitStack
+        self.stats = {}
+        cfg = self.config
+        by = cfg.split_column if getattr(cfg, "split_files", False) else None
+        writers: dict[str | None, Any] = {}
+        first, rows = None, 0
+        with ExitStack() as stack:
+            for df in frames:
+                first = df if first is None else first
+                rows += df.height
+                for split, part in (split_parts(df, by) if by else [(None, df)]):
+                    if not part.height:
+                        continue
+                    if split not in writers:
+                        writers[split] = stack.enter_context(writer(split))
+                    writers[split].write(part)
+            if not writers:               # no rows: the empty target write() gives
+                w = stack.enter_context(writer(None))
+                w.write(first if first is not None else pl.DataFrame())
+                return [w.path], 0
+        named = [s for s in writers if s is not None]
+        splits = ([s for s in SPLIT_ORDER if s in named] + sorted(set(named) - set(SPLIT_ORDER))
+                  + ([None] if None in writers else []))
+        if named:
+            self.stats["splits"] = {(s if s is not None else "none"): {"rows": writers[s].rows,
+                                                                      "files": [str(writers[s].path)]}
+                                    for s in splits}
+        return [writers[s].path for s in splits], rows
+
     def select(self, df: pl.DataFrame) -> pl.DataFrame:
         from curate import records as R
         if self.config.sources is not None and R.ORIGIN in df.columns:

@@ -60,8 +60,10 @@ class SFTColumns(SplitSinkConfig):
     extra_columns: list[str] = Field(default_factory=list, description="Further columns copied into each row.")
 
 
-def _sft_rows(df: pl.DataFrame, cfg: SFTColumns, what: str) -> Iterable[tuple[str, str | None, str, dict]]:
-    """(instruction, input, output, extras) per row; a missing column or empty output is an error."""
+def _sft_rows(df: pl.DataFrame, cfg: SFTColumns, what: str,
+              offset: int = 0) -> Iterable[tuple[str, str | None, str, dict]]:
+    """(instruction, input, output, extras) per row; a missing column or empty output is an error
+    (rows numbered from ``offset``: the rows of the split written before this part)."""
     if cfg.instruction_text is None and (cfg.instruction is None or cfg.instruction not in df.columns):
         raise DataError(f"{what} output {cfg.path}: instruction column {cfg.instruction!r} not found "
                         f"(columns: {', '.join(map(repr, df.columns))}); set `instruction:` to a column "
@@ -81,7 +83,7 @@ def _sft_rows(df: pl.DataFrame, cfg: SFTColumns, what: str) -> Iterable[tuple[st
         ins, o = _text(instr[i]), _text(out[i])
         if not ins or not ins.strip() or o is None or not o.strip():
             which = "instruction" if not ins or not ins.strip() else "output"
-            raise CurateError(f"{what} output {cfg.path}: row {i} has an empty {which}; filter such rows "
+            raise CurateError(f"{what} output {cfg.path}: row {offset + i} has an empty {which}; filter such rows "
                               "before the output (e.g. a clean/filter step)")
         yield ins, _text(inp[i]), o, extras[i]
 
@@ -93,6 +95,48 @@ def _write_jsonl(rows: Iterable[dict[str, Any]], path: Path) -> Path:
     return path
 
 
+class _JsonLines:
+    """One target of a streamed SFT output (:meth:`Sink.stream_splits`): each part's records
+    appended to a temp file as JSON lines, committed at the end."""
+
+    def __init__(self, sink: "_SFTOutput", split: str | None) -> None:
+        self.sink, self.path, self.rows = sink, sink.path(sink.config.path, split), 0
+
+    def __enter__(self) -> "_JsonLines":
+        from contextlib import ExitStack
+        self._stack = ExitStack()
+        self._f = self._stack.enter_context(open(self._stack.enter_context(atomic_path(self.path)), "w",
+                                                 encoding="utf-8"))
+        return self
+
+    def write(self, df: pl.DataFrame) -> None:
+        for rec in self.sink.records(df, self.rows):
+            self._f.write(json.dumps(rec, ensure_ascii=False, allow_nan=False) + "\n")
+        self.rows += df.height
+
+    def __exit__(self, *exc) -> None:
+        self._stack.__exit__(*exc)
+
+
+class _SFTOutput(Sink):
+    """An SFT JSONL output: one record per row, so the final table is written part by part."""
+
+    def targets(self) -> list[Path]:
+        return [self.path(self.config.path)]
+
+    def records(self, df: pl.DataFrame, offset: int = 0) -> Iterable[dict[str, Any]]:
+        raise NotImplementedError
+
+    def write_split(self, df: pl.DataFrame, seed: int, split: str | None) -> list[Path]:
+        return [_write_jsonl(self.records(df), self.path(self.config.path, split))]
+
+    def streams(self, columns: list[str]) -> bool:
+        return True
+
+    def write_stream(self, frames, seed: int) -> tuple[list[Path], int]:
+        return self.stream_splits(frames, lambda split: _JsonLines(self, split))
+
+
 class ChatConfig(SFTColumns):
     """Options of the ``chat`` output."""
 
@@ -101,31 +145,23 @@ class ChatConfig(SFTColumns):
 
 
 @register_output("chat")
-class ChatOutput(Sink):
+class ChatOutput(_SFTOutput):
     """SFT conversations as JSONL with a TRL `messages` column (system?, user, assistant)."""
 
     Config = ChatConfig
 
-    def targets(self) -> list[Path]:
-        return [self.path(self.config.path)]
-
-    def write_split(self, df: pl.DataFrame, seed: int, split: str | None) -> list[Path]:
+    def records(self, df: pl.DataFrame, offset: int = 0) -> list[dict[str, Any]]:
         cfg = self.config
-        rows = ({"messages": to_messages(ins, inp, out, cfg.system, cfg.separator), **ex}
-                for ins, inp, out, ex in _sft_rows(df, cfg, "chat"))
-        return [_write_jsonl(list(rows), self.path(cfg.path, split))]
+        return [{"messages": to_messages(ins, inp, out, cfg.system, cfg.separator), **ex}
+                for ins, inp, out, ex in _sft_rows(df, cfg, "chat", offset)]
 
 
 @register_output("alpaca")
-class AlpacaOutput(Sink):
+class AlpacaOutput(_SFTOutput):
     """SFT rows as Alpaca JSONL: instruction, input, output."""
 
     Config = SFTColumns
 
-    def targets(self) -> list[Path]:
-        return [self.path(self.config.path)]
-
-    def write_split(self, df: pl.DataFrame, seed: int, split: str | None) -> list[Path]:
-        cfg = self.config
-        rows = ({**to_alpaca(ins, inp, out), **ex} for ins, inp, out, ex in _sft_rows(df, cfg, "alpaca"))
-        return [_write_jsonl(list(rows), self.path(cfg.path, split))]
+    def records(self, df: pl.DataFrame, offset: int = 0) -> list[dict[str, Any]]:
+        return [{**to_alpaca(ins, inp, out), **ex}
+                for ins, inp, out, ex in _sft_rows(df, self.config, "alpaca", offset)]

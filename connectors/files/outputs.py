@@ -70,34 +70,7 @@ class _PathSink(Sink):
         temp file (jsonl/csv lines, gzip streams, Parquet row groups), renamed over (or uploaded
         to) its target at the end. jsonl and csv bytes equal :meth:`write`'s of the whole table;
         Parquet holds the same rows in one row group per part."""
-        from contextlib import ExitStack
-        from curate.sink import SPLIT_ORDER, split_parts
-        self.stats = {}
-        cfg = self.config
-        by = cfg.split_column if cfg.split_files else None
-        writers: dict[str | None, _PartWriter] = {}
-        first, rows = None, 0
-        with ExitStack() as stack:
-            for df in frames:
-                first = df if first is None else first
-                rows += df.height
-                for split, part in (split_parts(df, by) if by else [(None, df)]):
-                    if not part.height:
-                        continue
-                    if split not in writers:
-                        writers[split] = stack.enter_context(_PartWriter(self, split))
-                    writers[split].write(part)
-            if not writers:               # no rows: the empty file write() gives
-                stack.enter_context(_PartWriter(self, None)).write(first if first is not None else pl.DataFrame())
-                return [self.path(cfg.path)], 0
-        named = [s for s in writers if s is not None]          # split_parts' order
-        splits = ([s for s in SPLIT_ORDER if s in named] + sorted(set(named) - set(SPLIT_ORDER))
-                  + ([None] if None in writers else []))
-        if any(s is not None for s in splits):
-            self.stats["splits"] = {(s if s is not None else "none"): {"rows": writers[s].rows,
-                                                                      "files": [str(writers[s].path)]}
-                                    for s in splits}
-        return [writers[s].path for s in splits], rows
+        return self.stream_splits(frames, lambda split: _PartWriter(self, split))
 
     def write_split(self, df: pl.DataFrame, seed: int, split: str | None) -> list[Path]:
         path = self.path(self.config.path, split)

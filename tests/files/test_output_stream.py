@@ -91,3 +91,53 @@ def test_streamed_empty_table_writes_the_empty_file(tmp_path, fmt, name):
         assert pl.read_parquet(f).height == 0 and pl.read_parquet(f).columns == pl.read_parquet(ref).columns
     else:
         assert _read(f) == _read(ref)
+
+
+@pytest.fixture(scope="module")
+def sft_rows(tmp_path_factory) -> Path:
+    n = 900
+    df = pl.DataFrame({"instruction": [f"Answer question {i}" for i in range(n)],
+                       "input": [None if i % 3 else f"context {i}" for i in range(n)],
+                       "output": [f"answer {i} ✓" for i in range(n)], "label": ["a", "b", "c"] * (n // 3)})
+    path = tmp_path_factory.mktemp("sft") / "sft.parquet"
+    df.write_parquet(path)
+    return path
+
+
+@pytest.mark.parametrize("fmt", ["chat", "alpaca"])
+@pytest.mark.parametrize("split", [True, False], ids=["split_files", "one_file"])
+def test_sft_outputs_stream_the_same_bytes(sft_rows, tmp_path, monkeypatch, fmt, split):
+    def whole(self, df, seed):
+        raise AssertionError("the whole-table path was used")
+    extra = {"system": "Be brief."} if fmt == "chat" else {}
+    out = {fmt: {"path": str(tmp_path / "stream" / "sft.jsonl"), "split_files": split,
+                 "extra_columns": ["label"], **extra}}
+    p = Pipeline(name="sft", sources=[{"parquet": {"path": str(sft_rows), "name": "sft"}}],
+                 steps=[{"split": {"stratify": "label"}}], outputs=[out],
+                 workdir=str(tmp_path / "w"), out_dir=str(tmp_path / "o"), batch_size=150)
+    with monkeypatch.context() as m:
+        m.setattr(Sink, "write", whole)
+        res = p.run()
+    rep = next(r for r in res.reports if r.kind == "output")
+    final = read_entry(Path(res.final_path), "kept")
+    sink = get("output", fmt)({**out[fmt], "path": str(tmp_path / "whole" / "sft.jsonl")})
+    files = sink.write(sink.select(final), 0)
+    streamed = sorted(tmp_path.joinpath("stream").iterdir())
+    assert [f.name for f in streamed] == sorted(f.name for f in files) and len(streamed) == (3 if split else 1)
+    for f in streamed:
+        assert f.read_bytes() == (tmp_path / "whole" / f.name).read_bytes()
+    assert rep.rows_in == 900 and bool(rep.extra.get("splits")) == split
+
+
+def test_sft_stream_error_names_the_row_of_the_file(tmp_path):
+    """An empty output in a later part is reported with its row number in the whole file."""
+    n = 500
+    src = tmp_path / "rows.jsonl"
+    src.write_text("".join(f'{{"instruction": "q{i}", "output": "{"" if i == 420 else f"a{i}"}"}}\n'
+                           for i in range(n)))
+    p = Pipeline(name="bad", sources=[{"jsonl": {"path": str(src)}}], steps=[],
+                 outputs=[{"alpaca": {"path": str(tmp_path / "out.jsonl")}}],
+                 workdir=str(tmp_path / "w"), out_dir=str(tmp_path / "o"), batch_size=100)
+    with pytest.raises(Exception, match="row 420 has an empty output"):
+        p.run()
+    assert not (tmp_path / "out.jsonl").exists()

@@ -374,6 +374,13 @@ class S3Sink(Sink):
         return fmt, gz
 
     def write(self, df: pl.DataFrame, seed: int) -> list[Path]:
+        return self.write_stream(iter([df]), seed)[0]
+
+    def streams(self, columns: list[str]) -> bool:
+        """The object is written part by part to a local temp file, then uploaded."""
+        return True
+
+    def write_stream(self, frames, seed: int) -> tuple[list[Path], int]:
         require("boto3", extra="s3")
         from boto3.s3.transfer import TransferConfig
         require("botocore", extra="s3")
@@ -382,15 +389,22 @@ class S3Sink(Sink):
         fmt, gz = self._format()
         if fmt == "parquet" and gz:
             raise CurateError("output s3: Parquet is compressed internally; drop the .gz")
-        if c.columns:
-            df = df.select(c.columns)
         bucket, key = parse_s3_url(c.url)
+        rows = 0
         with tempfile.TemporaryDirectory(prefix="curate-s3-") as tmp:
-            # the same bytes as the jsonl/csv/parquet file outputs (fixed gzip header): only the
-            # upload below (multipart, boto3 retries and errors) is S3's own
-            from curate.connectors.files.outputs import write_format
-            path = Path(tmp) / "data"
-            write_format(df, fmt, path, gz=gz)
+            # the same bytes as the jsonl/csv/parquet file outputs (fixed gzip header), written
+            # part by part: only the upload below (multipart, boto3 retries and errors) is S3's own
+            from curate.connectors.files.outputs import PartWriter
+            path = Path(tmp) / ("data.gz" if gz else "data")
+            with PartWriter(fmt, path, (lambda df: df.select(c.columns)) if c.columns else None) as w:
+                first = None
+                for df in frames:
+                    first = df if first is None else first
+                    if df.height:
+                        w.write(df)
+                if not w.rows:                # no rows: the empty object a whole write gives
+                    w.write(first if first is not None else pl.DataFrame())
+                rows = w.rows
             mb = 1024 * 1024
             tcfg = TransferConfig(multipart_threshold=c.multipart_threshold_mb * mb,
                                   multipart_chunksize=c.multipart_chunk_mb * mb)
@@ -404,4 +418,4 @@ class S3Sink(Sink):
                 from curate.io import url_secrets
                 raise CurateError(mask_secrets(f"output s3: {c.url}: upload failed: {e}",
                                                url_secrets(c.endpoint_url))) from None
-        return []
+        return [], rows

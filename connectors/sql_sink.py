@@ -2,6 +2,7 @@
 temporary name and renamed into place, or appended in one transaction."""
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 from typing import Literal
 
@@ -60,11 +61,12 @@ class SqlSink(_MaskedRawConfig, Sink):
     def describe(self) -> str:
         return f"sql → {self.config.table} at {safe_url(self.config.url)}"
 
-    def _insert(self, conn, table, df: pl.DataFrame) -> None:
-        for start in range(0, df.height, self.config.chunk_size):
-            conn.execute(table.insert(), df.slice(start, self.config.chunk_size).to_dicts())
+    def _insert(self, conn, table, frames) -> None:
+        for df in frames:
+            for start in range(0, df.height, self.config.chunk_size):
+                conn.execute(table.insert(), df.slice(start, self.config.chunk_size).to_dicts())
 
-    def _create_and_swap(self, engine, df: pl.DataFrame, exists: bool) -> None:
+    def _create_and_swap(self, engine, df: pl.DataFrame, rest, exists: bool) -> None:
         """Fill a temporary table, then rename it into place, so readers never see a half-written
         or missing table — also on MySQL/MariaDB, whose DDL is not transactional
         (``RENAME TABLE`` swaps atomically there; elsewhere DDL runs in the transaction)."""
@@ -82,7 +84,7 @@ class SqlSink(_MaskedRawConfig, Sink):
         try:
             with engine.begin() as conn:
                 tmp.create(conn)
-                self._insert(conn, tmp, df)
+                self._insert(conn, tmp, itertools.chain([df], rest))
             with engine.begin() as conn:
                 if mysql:
                     if exists:
@@ -102,8 +104,13 @@ class SqlSink(_MaskedRawConfig, Sink):
             raise
 
     def write(self, df: pl.DataFrame, seed: int) -> list[Path]:
-        require("sqlalchemy", extra="sql")
-        import sqlalchemy as sa
+        return self.write_stream(iter([df]), seed)[0]
+
+    def streams(self, columns: list[str]) -> bool:
+        """Rows are inserted part by part (one transaction, or a table swapped in at the end)."""
+        return True
+
+    def _prepare(self, df: pl.DataFrame) -> pl.DataFrame:
         c = self.config
         if c.columns:
             missing = [x for x in c.columns if x not in df.columns]
@@ -111,7 +118,22 @@ class SqlSink(_MaskedRawConfig, Sink):
                 raise DataError(f"output sql: column {missing[0]!r} not in the data; columns are: "
                                 f"{', '.join(map(repr, df.columns))}")
             df = df.select(c.columns)
-        df = df.with_columns(R.json_text(n) for n, t in df.schema.items() if t.is_nested())
+        return df.with_columns(R.json_text(n) for n, t in df.schema.items() if t.is_nested())
+
+    def write_stream(self, frames, seed: int) -> tuple[list[Path], int]:
+        require("sqlalchemy", extra="sql")
+        import sqlalchemy as sa
+        c = self.config
+        count = [0]
+
+        def prepared():
+            for df in frames:
+                count[0] += df.height
+                yield self._prepare(df)
+        parts = prepared()
+        first = next(parts, None)
+        if first is None:
+            first = self._prepare(pl.DataFrame())
         engine = make_engine(c.url, c.connect_timeout)
         try:
             with engine.connect() as conn:
@@ -122,11 +144,11 @@ class SqlSink(_MaskedRawConfig, Sink):
             if exists and c.if_exists == "append":
                 with engine.begin() as conn:         # one transaction: all rows or none
                     table = sa.Table(c.table, sa.MetaData(), schema=c.db_schema, autoload_with=conn)
-                    self._insert(conn, table, df)
+                    self._insert(conn, table, itertools.chain([first], parts))
             else:
-                self._create_and_swap(engine, df, exists)
+                self._create_and_swap(engine, first, parts, exists)
         except sa.exc.DBAPIError as e:
             raise db_error(e, c.url, f"output sql ({c.table})") from None
         finally:
             engine.dispose()
-        return []
+        return [], count[0]

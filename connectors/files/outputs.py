@@ -4,6 +4,8 @@
 they are stored (gzip headers fixed)."""
 from __future__ import annotations
 
+import io
+from contextlib import nullcontext
 from pathlib import Path
 
 import polars as pl
@@ -70,7 +72,13 @@ class _PathSink(Sink):
         temp file (jsonl/csv lines, gzip streams, Parquet row groups), renamed over (or uploaded
         to) its target at the end. jsonl and csv bytes equal :meth:`write`'s of the whole table;
         Parquet holds the same rows in one row group per part."""
-        return self.stream_splits(frames, lambda split: _PartWriter(self, split))
+        cfg = self.config
+
+        def writer(split: str | None) -> PartWriter:
+            path = self.path(cfg.path, split)
+            return PartWriter(self.name, path, lambda df: shape(df, cfg, f"output {self.name} ({path})"),
+                              delimiter=getattr(cfg, "delimiter", ","))
+        return self.stream_splits(frames, writer)
 
     def write_split(self, df: pl.DataFrame, seed: int, split: str | None) -> list[Path]:
         path = self.path(self.config.path, split)
@@ -81,18 +89,19 @@ class _PathSink(Sink):
         return [path]
 
 
-class _PartWriter:
-    """One target of a streamed file output: its temp file open while parts are appended."""
+class PartWriter:
+    """One file written part by part: ``write(df)`` appends ``prepare(df)`` as ``fmt`` (jsonl or
+    csv lines, a gzip stream when the name ends with ``.gz``, Parquet row groups) to a temp file
+    that replaces (or is uploaded to) ``path`` when the context ends without an error. The bytes
+    are those :func:`write_format` gives for all the parts at once (Parquet: the same rows)."""
 
-    def __init__(self, sink: _PathSink, split: str | None) -> None:
-        self.sink, self.fmt = sink, sink.name
-        self.path = sink.path(sink.config.path, split)
-        self.gz = self.path.name.lower().endswith(".gz") and self.fmt != "parquet"
-        self.delimiter = getattr(sink.config, "delimiter", ",")
+    def __init__(self, fmt: str, path, prepare=None, delimiter: str = ",") -> None:
+        self.fmt, self.path, self.prepare, self.delimiter = fmt, path, prepare, delimiter
+        self.gz = self.path.name.lower().endswith(".gz") and fmt != "parquet"
         self.rows = 0
         self._parquet = None
 
-    def __enter__(self) -> "_PartWriter":
+    def __enter__(self) -> "PartWriter":
         from contextlib import ExitStack
         self._stack = ExitStack()
         self._tmp = self._stack.enter_context(atomic_path(self.path))
@@ -103,11 +112,9 @@ class _PartWriter:
         return self
 
     def write(self, df: pl.DataFrame) -> None:
-        df = shape(df, self.sink.config, f"output {self.fmt} ({self.path})")
-        if self.fmt == "jsonl":
-            df.write_ndjson(self._f)
-        elif self.fmt == "csv":
-            _csv_ready(df).write_csv(self._f, separator=self.delimiter, include_header=self.rows == 0)
+        df = self.prepare(df) if self.prepare is not None else df
+        if self.fmt in ("jsonl", "csv"):
+            self._f.write(_text_bytes(df, self.fmt, self.delimiter, header=self.rows == 0))
         else:
             import pyarrow.parquet as pq
             table = df.to_arrow()
@@ -130,13 +137,27 @@ def write_format(df: pl.DataFrame, fmt: str, target: Path, gz: bool = False, del
     """Write ``df`` as ``fmt`` (jsonl, csv, parquet) to the local file ``target`` — the bytes every
     file output and the s3 output store; gzip (not for Parquet) with a fixed header (no name,
     mtime 0): same rows → same bytes → cached output, wherever it is stored."""
-    dump = {"jsonl": lambda t: df.write_ndjson(t), "parquet": lambda t: df.write_parquet(t),
-            "csv": lambda t: _csv_ready(df).write_csv(t, separator=delimiter)}[fmt]
-    if gz and fmt != "parquet":
-        with open(target, "wb") as raw, gzip_writer(raw) as f:
-            dump(f)
+    if fmt == "parquet":
+        df.write_parquet(target)
+        return
+    with open(target, "wb") as raw, (gzip_writer(raw) if gz else nullcontext(raw)) as f:
+        for start in range(0, max(df.height, 1), _SLICE):
+            f.write(_text_bytes(df.slice(start, _SLICE), fmt, delimiter, header=start == 0))
+
+
+_SLICE = 50_000        # rows serialised at a time by write_format
+
+
+def _text_bytes(df: pl.DataFrame, fmt: str, delimiter: str, header: bool) -> memoryview:
+    """``df`` as jsonl or csv bytes. Serialised apart and then written: polars flushes a file it
+    writes to, and a flush of a gzip stream ends a deflate block, so the compressed bytes would
+    depend on polars' buffering instead of only on the rows."""
+    buf = io.BytesIO()
+    if fmt == "jsonl":
+        df.write_ndjson(buf)
     else:
-        dump(target)
+        _csv_ready(df).write_csv(buf, separator=delimiter, include_header=header)
+    return buf.getbuffer()
 
 
 @register_output("jsonl")

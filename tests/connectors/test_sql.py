@@ -343,3 +343,35 @@ def test_mariadb_syntax_error_location_and_sink(mariadb_url, table_name):
         assert sorted(rows["text"].to_list()) == ["x", "y"]
     finally:
         drop(mariadb_url, table_name)
+
+
+@pytest.mark.parametrize("db", ["sqlite", "pg_url", "mariadb_url"])
+def test_sink_streams_the_final_table_part_by_part(db, request, table_name, tmp_path):
+    """Through the engine the sql output inserts the final table part by part (the whole-table
+    ``write`` is never called): every row arrives, replace swaps a full table in, and an append
+    spanning several parts is one transaction."""
+    from curate.sink import Sink
+    url = f"sqlite:///{tmp_path / 'out.db'}" if db == "sqlite" else request.getfixturevalue(db)
+    src = tmp_path / "rows.jsonl"
+    src.write_text("".join(json.dumps({"text": f"row {i}", "tags": [str(i % 3)]}) + "\n" for i in range(350)))
+
+    def build(if_exists: str):
+        return Pipeline(name="sqlstream", sources=[{"jsonl": {"path": str(src)}}], batch_size=100,
+                        outputs=[{"sql": {"url": url, "table": table_name, "if_exists": if_exists}}],
+                        workdir=str(tmp_path / "w"), out_dir=str(tmp_path / "o")).run(force=True)
+    mp = pytest.MonkeyPatch()
+    mp.setattr(Sink, "write", lambda self, df, seed: pytest.fail("the whole-table path was used"))
+    try:
+        rep = next(r for r in build("replace").reports if r.kind == "output")
+        assert rep.rows_in == 350
+        rows, _, _ = read(url=url, table=table_name)
+        assert rows.height == 350 and sorted(rows["text"].to_list()) == sorted(f"row {i}" for i in range(350))
+        assert json.loads(rows.filter(pl.col("text") == "row 4")["tags"][0]) == ["1"]
+        build("append")
+        rows, _, _ = read(url=url, table=table_name)
+        assert rows.height == 700
+        assert not [t for t in _tables(url) if t.startswith(table_name + "__curate")]
+    finally:
+        mp.undo()
+        if db != "sqlite":
+            drop(url, table_name)

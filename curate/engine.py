@@ -23,8 +23,8 @@ The local executor streams. Tables live on disk as Parquet parts in the cache (s
   balance (without embeddings) reads ids, labels and text hashes, and the engine writes its
   oversampled copies from the parts (``TableResult.created``);
 * outputs read the final table part by part where the output says it streams
-  (``Sink.streams``/``write_stream``: jsonl, csv, parquet, chat, alpaca, s3, sql); the others
-  (NI task files, which need a whole task at once, DPO, hf_dataset) get one frame.
+  (``Sink.streams``/``write_stream``: every built-in output but two); NI task files (a whole
+  task at once) and DPO (pairs across the table) get one frame.
 """
 from __future__ import annotations
 

@@ -197,6 +197,61 @@ class HfDatasetOutput(Sink):
             _save_quietly(Dataset(df.to_arrow()), tmp)
         return files_under(target)
 
+    def streams(self, columns: list[str]) -> bool:
+        """Parts go to an Arrow stream file, saved from a memory map (never one frame in RAM)."""
+        return True
+
+    def write_stream(self, frames, seed: int) -> tuple[list[Path], int]:
+        require("datasets", extra="ml", what="the hf_dataset output")
+        folders, rows = self.stream_splits(frames, lambda split: _DatasetWriter(self, split))
+        for entry in self.stats.get("splits", {}).values():     # files, as write() lists them
+            entry["files"] = [str(f) for d in entry["files"] for f in files_under(self.path(d))]
+        return [f for d in folders for f in files_under(d)], rows
+
+
+class _DatasetWriter:
+    """One ``hf_dataset`` folder written part by part: the parts are appended to an Arrow IPC
+    stream in a temp folder, memory-mapped by ``Dataset.from_file`` and saved with
+    ``save_to_disk`` when the context ends without an error."""
+
+    def __init__(self, sink: HfDatasetOutput, split: str | None) -> None:
+        self.sink, self.path, self.rows = sink, sink.path(sink.config.dir, split), 0
+        self._writer = self._file = None
+        self._empty: pl.DataFrame | None = None
+
+    def __enter__(self) -> "_DatasetWriter":
+        import tempfile
+        self._tmp = tempfile.TemporaryDirectory(prefix="curate-hf-")
+        return self
+
+    def write(self, df: pl.DataFrame) -> None:
+        import pyarrow as pa
+        df = shape(df, self.sink.config, f"output hf_dataset ({self.path})")
+        if not df.height:
+            self._empty = df
+            return
+        table = df.to_arrow()
+        if self._writer is None:
+            self._file = pa.OSFile(str(Path(self._tmp.name) / "data.arrow"), "wb")
+            self._writer = pa.ipc.new_stream(self._file, table.schema)
+        self._writer.write_table(table)
+        self.rows += df.height
+
+    def __exit__(self, exc_type, *exc) -> None:
+        from datasets import Dataset
+        try:
+            if self._writer is not None:
+                self._writer.close()
+                self._file.close()
+            if exc_type is None:
+                ds = (Dataset.from_file(str(Path(self._tmp.name) / "data.arrow")) if self._writer is not None
+                      else Dataset((self._empty if self._empty is not None else pl.DataFrame()).to_arrow()))
+                with atomic_dir(self.path) as tmp:
+                    _save_quietly(ds, tmp)
+                del ds
+        finally:
+            self._tmp.cleanup()
+
 
 def _save_quietly(ds, path: Path) -> None:
     """save_to_disk without its progress bar (the engine shows its own progress). An empty

@@ -141,3 +141,31 @@ def test_sft_stream_error_names_the_row_of_the_file(tmp_path):
     with pytest.raises(Exception, match="row 420 has an empty output"):
         p.run()
     assert not (tmp_path / "out.jsonl").exists()
+
+
+@pytest.mark.parametrize("split", [True, False], ids=["split_files", "one_file"])
+def test_hf_dataset_streams_the_same_dataset(rows, tmp_path, monkeypatch, split):
+    from datasets import load_from_disk
+
+    def whole(self, df, seed):
+        raise AssertionError("the whole-table path was used")
+    out = {"hf_dataset": {"dir": str(tmp_path / "stream" / "ds"), "split_files": split}}
+    p = Pipeline(name="hf", sources=[{"parquet": {"path": str(rows), "name": "rows"}}],
+                 steps=[{"split": {"stratify": None}}], outputs=[out],
+                 workdir=str(tmp_path / "w"), out_dir=str(tmp_path / "o"), batch_size=200)
+    with monkeypatch.context() as m:
+        m.setattr(Sink, "write", whole)
+        res = p.run()
+    rep = next(r for r in res.reports if r.kind == "output")
+    final = read_entry(Path(res.final_path), "kept")
+    sink = get("output", "hf_dataset")({**out["hf_dataset"], "dir": str(tmp_path / "whole" / "ds")})
+    sink.write(sink.select(final), 0)
+    streamed = sorted(tmp_path.joinpath("stream").iterdir())
+    assert [d.name for d in streamed] == sorted(d.name for d in tmp_path.joinpath("whole").iterdir())
+    assert len(streamed) == (3 if split else 1)
+    for d in streamed:
+        a, b = load_from_disk(str(d)), load_from_disk(str(tmp_path / "whole" / d.name))
+        assert a.features == b.features and a.to_polars().equals(b.to_polars()) and len(a) > 50
+    want = {k: {**v, "files": [x.replace("/whole/", "/stream/") for x in v["files"]]}
+            for k, v in sink.stats.get("splits", {}).items()}
+    assert rep.extra.get("splits", {}) == want and rep.rows_in == 1300

@@ -36,6 +36,15 @@ def _read(path: Path) -> bytes:
     return gzip.decompress(data) if path.name.endswith(".gz") else data
 
 
+def _run_streamed(p: Pipeline, monkeypatch):
+    """Run ``p`` with the whole-table ``Sink.write`` made to fail (the outputs must stream)."""
+    def whole(self, df, seed):
+        raise AssertionError("the whole-table path was used")
+    with monkeypatch.context() as m:
+        m.setattr(Sink, "write", whole)
+        return p.run()
+
+
 CASES = [("jsonl", "out.jsonl"), ("jsonl", "out.jsonl.gz"), ("csv", "out.csv"), ("csv", "out.csv.gz"),
          ("parquet", "out.parquet")]
 
@@ -43,15 +52,11 @@ CASES = [("jsonl", "out.jsonl"), ("jsonl", "out.jsonl.gz"), ("csv", "out.csv"), 
 @pytest.mark.parametrize("split", [True, False], ids=["split_files", "one_file"])
 @pytest.mark.parametrize("fmt, name", CASES, ids=[c[1] for c in CASES])
 def test_streamed_output_equals_whole_table_write(rows, tmp_path, monkeypatch, fmt, name, split):
-    def whole(self, df, seed):
-        raise AssertionError("the whole-table path was used")
     out = {fmt: {"path": str(tmp_path / "stream" / name), "split_files": split}}
     p = Pipeline(name="stream", sources=[{"parquet": {"path": str(rows), "name": "rows"}}],
                  steps=[{"split": {"stratify": None}}],
                  outputs=[out], workdir=str(tmp_path / "w"), out_dir=str(tmp_path / "o"), batch_size=200)
-    with monkeypatch.context() as m:
-        m.setattr(Sink, "write", whole)
-        res = p.run()
+    res = _run_streamed(p, monkeypatch)
     rep = next(r for r in res.reports if r.kind == "output")
     # the same table written whole, by the same output type
     final = read_entry(Path(res.final_path), "kept")
@@ -107,17 +112,13 @@ def sft_rows(tmp_path_factory) -> Path:
 @pytest.mark.parametrize("fmt", ["chat", "alpaca"])
 @pytest.mark.parametrize("split", [True, False], ids=["split_files", "one_file"])
 def test_sft_outputs_stream_the_same_bytes(sft_rows, tmp_path, monkeypatch, fmt, split):
-    def whole(self, df, seed):
-        raise AssertionError("the whole-table path was used")
     extra = {"system": "Be brief."} if fmt == "chat" else {}
     out = {fmt: {"path": str(tmp_path / "stream" / "sft.jsonl"), "split_files": split,
                  "extra_columns": ["label"], **extra}}
     p = Pipeline(name="sft", sources=[{"parquet": {"path": str(sft_rows), "name": "sft"}}],
                  steps=[{"split": {"stratify": "label"}}], outputs=[out],
                  workdir=str(tmp_path / "w"), out_dir=str(tmp_path / "o"), batch_size=150)
-    with monkeypatch.context() as m:
-        m.setattr(Sink, "write", whole)
-        res = p.run()
+    res = _run_streamed(p, monkeypatch)
     rep = next(r for r in res.reports if r.kind == "output")
     final = read_entry(Path(res.final_path), "kept")
     sink = get("output", fmt)({**out[fmt], "path": str(tmp_path / "whole" / "sft.jsonl")})
@@ -147,15 +148,11 @@ def test_sft_stream_error_names_the_row_of_the_file(tmp_path):
 def test_hf_dataset_streams_the_same_dataset(rows, tmp_path, monkeypatch, split):
     from datasets import load_from_disk
 
-    def whole(self, df, seed):
-        raise AssertionError("the whole-table path was used")
     out = {"hf_dataset": {"dir": str(tmp_path / "stream" / "ds"), "split_files": split}}
     p = Pipeline(name="hf", sources=[{"parquet": {"path": str(rows), "name": "rows"}}],
                  steps=[{"split": {"stratify": None}}], outputs=[out],
                  workdir=str(tmp_path / "w"), out_dir=str(tmp_path / "o"), batch_size=200)
-    with monkeypatch.context() as m:
-        m.setattr(Sink, "write", whole)
-        res = p.run()
+    res = _run_streamed(p, monkeypatch)
     rep = next(r for r in res.reports if r.kind == "output")
     final = read_entry(Path(res.final_path), "kept")
     sink = get("output", "hf_dataset")({**out["hf_dataset"], "dir": str(tmp_path / "whole" / "ds")})

@@ -166,7 +166,6 @@ class JsonlOutput(_PathSink):
     ``datasets.load_dataset("json", data_files=...)``."""
 
 
-
 @register_output("parquet")
 class ParquetOutput(_PathSink):
     """A Parquet file (zstd), types and nesting kept."""
@@ -221,7 +220,12 @@ class _DatasetWriter:
 
     def __enter__(self) -> "_DatasetWriter":
         import tempfile
-        self._tmp = tempfile.TemporaryDirectory(prefix="curate-hf-")
+        from curate import storage
+        near = None                 # beside the target (same disk) when it is local
+        if not storage.is_url(self.path):
+            near = Path(self.path).parent
+            near.mkdir(parents=True, exist_ok=True)
+        self._tmp = tempfile.TemporaryDirectory(prefix=".curate-hf-", dir=near)
         return self
 
     def write(self, df: pl.DataFrame) -> None:

@@ -666,6 +666,7 @@ class Engine:
                 return rep, files["files"]
         t0 = time.time()
         sink.pipeline_name = self.p.name      # formats derive default names from it (NI task file)
+        sink.digests = {}                     # set by a sink that hashes its files as it writes
         schema = final.unified_schema()
         if sink.streams(list(schema)):
             from curate.cache import conform
@@ -676,8 +677,9 @@ class Engine:
             df = sink.select(final.read())
             paths, rows = sink.write(df, self.p.seed), df.height
             del df
-        files = [{"path": str(pth), "sha256": storage.sha256(pth), "bytes": storage.size(pth)}
-                 for pth in paths]       # local or remote (curate.storage)
+        known = getattr(sink, "digests", None) or {}      # hashed while written (PartWriter)
+        files = [{"path": str(pth), "sha256": known.get(str(pth)) or storage.sha256(pth),
+                  "bytes": storage.size(pth)} for pth in paths]       # local or remote (curate.storage)
         rep.rows_in = rows
         rep.seconds = time.time() - t0
         rep.extra = dict(getattr(sink, "stats", None) or {})

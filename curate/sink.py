@@ -149,6 +149,7 @@ class Sink(Component, ABC):
         :meth:`write` records them."""
         from contextlib import ExitStack
         self.stats = {}
+        self.digests = {}
         cfg = self.config
         by = cfg.split_column if getattr(cfg, "split_files", False) else None
         writers: dict[str | None, Any] = {}
@@ -166,7 +167,10 @@ class Sink(Component, ABC):
             if not writers:               # no rows: the empty target write() gives
                 w = stack.enter_context(writer(None))
                 w.write(first if first is not None else pl.DataFrame())
-                return [w.path], 0
+                writers[None] = w
+        self.digests = {str(w.path): w.sha256 for w in writers.values() if getattr(w, "sha256", None)}
+        if not rows:
+            return [writers[None].path], 0
         named = [s for s in writers if s is not None]
         splits = ([s for s in SPLIT_ORDER if s in named] + sorted(set(named) - set(SPLIT_ORDER))
                   + ([None] if None in writers else []))

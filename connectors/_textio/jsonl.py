@@ -219,11 +219,11 @@ def _plain_lines(block: Block) -> tuple[bytes, np.ndarray] | None:
     """The UTF-8 bytes of ``block`` and the offset where each of its lines starts, when the
     block may take the fast path (no line errors, no stream problem, every line starting with
     ``{``: no blank, indented or non-object lines); else None."""
-    if block.errors or block.problem is not None or not block.text.startswith("{"):
+    if block.errors or block.problem is not None or not block.startswith("{"):
         return None
-    data = block.text.encode("utf-8")
+    data = block.raw if block.raw is not None else block.text.encode("utf-8")
     buf = np.frombuffer(data, dtype=np.uint8)
-    starts = np.flatnonzero(buf == _NEWLINE) + 1
+    starts = block.ends if block.ends is not None else np.flatnonzero(buf == _NEWLINE) + 1
     starts = np.concatenate(([0], starts[:-1] if len(starts) and starts[-1] == len(buf) else starts))
     return (data, starts) if bool((buf[starts] == _OPEN_BRACE).all()) else None
 

@@ -93,12 +93,15 @@ class PartWriter:
     """One file written part by part: ``write(df)`` appends ``prepare(df)`` as ``fmt`` (jsonl or
     csv lines, a gzip stream when the name ends with ``.gz``, Parquet row groups) to a temp file
     that replaces (or is uploaded to) ``path`` when the context ends without an error. The bytes
-    are those :func:`write_format` gives for all the parts at once (Parquet: the same rows)."""
+    are those :func:`write_format` gives for all the parts at once (Parquet: the same rows).
+    jsonl and csv bytes are hashed as they are written: ``sha256`` then holds the file's digest,
+    so nobody reads the file back to hash it."""
 
     def __init__(self, fmt: str, path, prepare=None, delimiter: str = ",") -> None:
         self.fmt, self.path, self.prepare, self.delimiter = fmt, path, prepare, delimiter
         self.gz = self.path.name.lower().endswith(".gz") and fmt != "parquet"
         self.rows = 0
+        self.sha256: str | None = None
         self._parquet = None
 
     def __enter__(self) -> "PartWriter":
@@ -106,9 +109,8 @@ class PartWriter:
         self._stack = ExitStack()
         self._tmp = self._stack.enter_context(atomic_path(self.path))
         if self.fmt != "parquet":
-            self._f = self._stack.enter_context(open(self._tmp, "wb"))
-            if self.gz:
-                self._f = self._stack.enter_context(gzip_writer(self._f))
+            self._hash = _Sha256Writer(self._stack.enter_context(open(self._tmp, "wb")))
+            self._f = self._stack.enter_context(gzip_writer(self._hash)) if self.gz else self._hash
         return self
 
     def write(self, df: pl.DataFrame) -> None:
@@ -125,7 +127,33 @@ class PartWriter:
         self.rows += df.height
 
     def __exit__(self, *exc) -> None:
+        if exc[0] is None and self.fmt != "parquet":
+            try:
+                if self.gz:
+                    self._f.close()        # the gzip trailer goes through the hash too
+                self.sha256 = self._hash.hexdigest()
+            except BaseException as e:     # a full disk at the trailer: the temp file goes too
+                self._stack.__exit__(type(e), e, e.__traceback__)
+                raise
         self._stack.__exit__(*exc)
+
+
+class _Sha256Writer:
+    """A binary file that hashes (sha256) what is written to it."""
+
+    def __init__(self, f) -> None:
+        import hashlib
+        self.f, self._h = f, hashlib.sha256()
+
+    def write(self, data) -> int:
+        self._h.update(data)
+        return self.f.write(data)
+
+    def flush(self) -> None:
+        self.f.flush()
+
+    def hexdigest(self) -> str:
+        return self._h.hexdigest()
 
 
 def _csv_ready(df: pl.DataFrame) -> pl.DataFrame:

@@ -4,6 +4,7 @@ part (``write_stream``), never as one frame: jsonl and csv give the bytes the wh
 from __future__ import annotations
 
 import gzip
+import hashlib
 from pathlib import Path
 
 import numpy as np
@@ -76,6 +77,9 @@ def test_streamed_output_equals_whole_table_write(rows, tmp_path, monkeypatch, f
     want = {k: {**v, "files": [x.replace("/whole/", "/stream/") for x in v["files"]]}
             for k, v in sink.stats.get("splits", {}).items()}
     assert rep.extra.get("splits", {}) == want and rep.rows_in == 1300
+    # jsonl/csv files are hashed while written: the manifest's digests are those of the bytes
+    recorded = {f["path"]: f["sha256"] for f in res.manifest["outputs"][0]["files"]}
+    assert recorded == {str(f): hashlib.sha256(f.read_bytes()).hexdigest() for f in streamed}
 
 
 @pytest.mark.parametrize("fmt, name", CASES, ids=[c[1] for c in CASES])

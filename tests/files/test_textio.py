@@ -68,6 +68,30 @@ def test_line_numbers_and_offsets_across_chunk_boundaries(monkeypatch):
     assert bad.no == 21 and bad.error.reason == "bad_encoding" and f"byte offset {bad_at}" in bad.error.detail
 
 
+@pytest.mark.parametrize("bad", [b"\xff", b"\xed\xa0\x80", b"\xc0\xaf", b"\xf4\x90\x80\x80", b"\xe2\x82"],
+                         ids=["ff", "surrogate", "overlong", "past_max", "truncated"])
+def test_arrow_utf8_check_flags_what_decode_flags(monkeypatch, bad):
+    """Blocks checked by Arrow (decoded only when asked) give the lines, errors and mojibake
+    counts of a plain decode: every block through Arrow, then none."""
+    lines = [f"row {i} ünï" if i % 5 else f"row {i} CafÃ© â€” mojibake" for i in range(60)]
+    body = "\n".join(lines).encode() + b"\n"
+    at = body.index(b"row 33 ")
+    body = body[:at] + b"row 33 " + bad + body[at + 7:]
+    got = {}
+    for check in (1, 1 << 40):
+        monkeypatch.setattr(TL, "CHUNK_BYTES", 64)
+        monkeypatch.setattr(TL, "_ARROW_CHECK_BYTES", check)
+        info: dict = {}
+        res = [(b.first, b.lines, dict(b.errors)) for b in T.iter_blocks(io.BytesIO(body), "x", "utf-8", info=info)]
+        got[check] = (res, info)
+    assert got[1] == got[1 << 40]
+    res, info = got[1]
+    errors = {no: e.reason for _, _, errs in res for no, e in errs.items()}
+    assert errors == {34: "bad_encoding"} and info["mojibake_lines"] == 12
+    monkeypatch.setattr(TL, "_ARROW_CHECK_BYTES", 1)
+    assert TL._valid_utf8(("é" * 2000).encode()) and not TL._valid_utf8(b"a" * 3000 + bad)
+
+
 def test_gzip_by_name_and_by_magic():
     data = gzip.compress(b'{"a": 1}\n{"a": 2}\n')
     rows, _ = _all(T.iter_jsonl(io.BytesIO(data), "jsonl:x.jsonl.gz", T.JsonlOptions(), "o"))

@@ -250,7 +250,7 @@ OPH_MARGIN = 0.3                    # candidates with an OPH estimate below thre
 _ROT = np.uint32(0x9E3779B1)        # rotation offset per bin of distance (odd, large)
 
 
-def oph_signatures(sh: Shingles, num_bins: int, chunk: int = 1 << 11,
+def oph_signatures(sh: Shingles, num_bins: int, chunk: int = 1 << 13,
                    out: np.ndarray | None = None) -> np.ndarray:
     """One-permutation MinHash with rotation densification (Shrivastava & Li 2014), uint32
     ``docs × num_bins``: one hash per shingle instead of ``num_bins``.
@@ -260,41 +260,37 @@ def oph_signatures(sh: Shingles, num_bins: int, chunk: int = 1 << 11,
     minimum (``np.minimum.at``). An empty bin borrows the value of the next non-empty bin to its
     right (circularly) plus ``distance × C``, so two documents' bins still collide with
     probability equal to their Jaccard similarity. Documents without shingles stay all-empty.
-    Done in chunks of ``chunk`` documents, so temporaries stay small (and in cache); written
-    into ``out`` (docs × num_bins uint32) when given."""
+
+    Done in chunks of ``chunk`` documents held bins × documents, so densifying is one pass from
+    the last bin to the first, each step a vector operation over the chunk's documents
+    (``d[j] = v[j]`` if bin ``j`` is filled, else ``d[j+1] + C``); written into ``out``
+    (docs × num_bins uint32) when given."""
     ndocs, k = len(sh.offsets) - 1, num_bins
     out = np.empty((ndocs, k), dtype=np.uint32) if out is None else out
-    it = np.int16 if 2 * k < (1 << 15) else np.int32
-    cols = np.arange(k, dtype=it)
-    sentinel = it(2 * k)
-    rot = (cols.astype(np.uint32) * _ROT)          # subtracted: value = sig[src] + (src - j)·C
     for d0 in range(0, ndocs, chunk):
         d1 = min(ndocs, d0 + chunk)
         m = d1 - d0
         s0, s1 = int(sh.offsets[d0]), int(sh.offsets[d1])
         h = sh.hashes[s0:s1]
-        sig = np.full((m, 2 * k), _EMPTY, dtype=np.uint32)   # doubled: wrap-around without a modulo
+        sig = np.full((k, m), _EMPTY, dtype=np.uint32)             # bins × documents
         if s1 > s0:
-            doc = np.repeat(np.arange(m, dtype=np.int64) * (2 * k), np.diff(sh.offsets[d0:d1 + 1]))
-            doc += (((h >> np.uint64(32)) * np.uint64(k)) >> np.uint64(32)).astype(np.int64)
-            np.minimum.at(sig.reshape(-1), doc, np.minimum(h.astype(np.uint32), _EMPTY - np.uint32(1)))
-        half = sig[:, :k]
-        filled = half != _EMPTY
-        has = filled[:, 0].copy()
-        np.logical_or.reduce(filled, axis=1, out=has)
-        half += rot * filled                  # w = value + j·C on filled bins
-        sig[:, k:] = half
-        sig[:, k:] += np.uint32((k * int(_ROT)) & 0xFFFFFFFF) * filled   # the copy sits k bins to the right
-        nxt = np.where(filled, cols, sentinel)
-        nxt = np.minimum.accumulate(nxt[:, ::-1], axis=1)[:, ::-1]
-        np.minimum(nxt, nxt[:, :1] + it(k), out=nxt)   # none to the right: the first one, wrapped
-        np.minimum(nxt, it(2 * k - 1), out=nxt)          # rows with no shingle (masked below)
-        flat = nxt.astype(np.int64)
-        flat += np.arange(m, dtype=np.int64)[:, None] * (2 * k)
-        dense = sig.reshape(-1)[flat]
-        dense -= rot
-        dense[~has] = _EMPTY
-        out[d0:d1] = dense
+            at = (((h >> np.uint64(32)) * np.uint64(k)) >> np.uint64(32)).astype(np.int64)
+            at *= m
+            at += np.repeat(np.arange(m, dtype=np.int64), np.diff(sh.offsets[d0:d1 + 1]))
+            np.minimum.at(sig.reshape(-1), at, np.minimum(h.astype(np.uint32), _EMPTY - np.uint32(1)))
+            del at
+        filled = sig != _EMPTY
+        has = filled.any(axis=0)
+        first = filled.argmax(axis=0)
+        # bin k is bin 0 wrapped round: the first filled bin's value, f bins further on
+        cur = sig[first, np.arange(m)] + first.astype(np.uint32) * _ROT
+        for j in range(k - 1, -1, -1):
+            cur += _ROT
+            np.copyto(cur, sig[j], where=filled[j])
+            sig[j] = cur
+        block = out[d0:d1]
+        block[...] = sig.T
+        block[~has] = _EMPTY
     return out
 
 

@@ -95,7 +95,11 @@ class PartWriter:
     that replaces (or is uploaded to) ``path`` when the context ends without an error. The bytes
     are those :func:`write_format` gives for all the parts at once (Parquet: the same rows).
     jsonl and csv bytes are hashed as they are written: ``sha256`` then holds the file's digest,
-    so nobody reads the file back to hash it."""
+    so nobody reads the file back to hash it. Once a part's bytes reach :data:`BEHIND_BYTES`,
+    parts are compressed, hashed and written on a thread while the caller reads and serialises
+    the next one (one part in flight, in order; its error is raised by the next call). Small
+    outputs never start the thread (a thread costs a malloc arena of address space, which a
+    process under ``RLIMIT_AS`` may not have)."""
 
     def __init__(self, fmt: str, path, prepare=None, delimiter: str = ",") -> None:
         self.fmt, self.path, self.prepare, self.delimiter = fmt, path, prepare, delimiter
@@ -103,6 +107,8 @@ class PartWriter:
         self.rows = 0
         self.sha256: str | None = None
         self._parquet = None
+        self._pool = None
+        self._pending = None
 
     def __enter__(self) -> "PartWriter":
         from contextlib import ExitStack
@@ -116,7 +122,15 @@ class PartWriter:
     def write(self, df: pl.DataFrame) -> None:
         df = self.prepare(df) if self.prepare is not None else df
         if self.fmt in ("jsonl", "csv"):
-            self._f.write(_text_bytes(df, self.fmt, self.delimiter, header=self.rows == 0))
+            data = _text_bytes(df, self.fmt, self.delimiter, header=self.rows == 0)
+            self._wait()
+            if self._pool is None and len(data) >= BEHIND_BYTES:
+                from concurrent.futures import ThreadPoolExecutor
+                self._pool = ThreadPoolExecutor(1, thread_name_prefix="curate-output")
+            if self._pool is None:
+                self._f.write(data)
+            else:
+                self._pending = self._pool.submit(self._f.write, data)
         else:
             import pyarrow.parquet as pq
             table = df.to_arrow()
@@ -126,15 +140,26 @@ class PartWriter:
             self._parquet.write_table(table)
         self.rows += df.height
 
+    def _wait(self) -> None:
+        if self._pending is not None:
+            pending, self._pending = self._pending, None
+            pending.result()
+
     def __exit__(self, *exc) -> None:
-        if exc[0] is None and self.fmt != "parquet":
-            try:
+        try:
+            self._wait()                   # the last part's write
+            if exc[0] is None and self.fmt != "parquet":
                 if self.gz:
                     self._f.close()        # the gzip trailer goes through the hash too
                 self.sha256 = self._hash.hexdigest()
-            except BaseException as e:     # a full disk at the trailer: the temp file goes too
+        except BaseException as e:         # a full disk at the last write: the temp file goes too
+            if exc[0] is None:
                 self._stack.__exit__(type(e), e, e.__traceback__)
                 raise
+        finally:
+            if self._pool is not None:
+                self._pool.shutdown()
+                self._pool = None
         self._stack.__exit__(*exc)
 
 
@@ -174,6 +199,7 @@ def write_format(df: pl.DataFrame, fmt: str, target: Path, gz: bool = False, del
 
 
 _SLICE = 50_000        # rows serialised at a time by write_format
+BEHIND_BYTES = 8 << 20      # a part's bytes from which PartWriter writes on a thread
 
 
 def _text_bytes(df: pl.DataFrame, fmt: str, delimiter: str, header: bool) -> memoryview:

@@ -13,6 +13,7 @@ import pytest
 
 from curate import Pipeline
 from curate.cache import read_entry
+from curate.connectors.files import outputs
 from curate.registry import get
 from curate.sink import Sink
 
@@ -50,9 +51,12 @@ CASES = [("jsonl", "out.jsonl"), ("jsonl", "out.jsonl.gz"), ("csv", "out.csv"), 
          ("parquet", "out.parquet")]
 
 
+@pytest.mark.parametrize("behind", [False, True], ids=["inline", "thread"])
 @pytest.mark.parametrize("split", [True, False], ids=["split_files", "one_file"])
 @pytest.mark.parametrize("fmt, name", CASES, ids=[c[1] for c in CASES])
-def test_streamed_output_equals_whole_table_write(rows, tmp_path, monkeypatch, fmt, name, split):
+def test_streamed_output_equals_whole_table_write(rows, tmp_path, monkeypatch, fmt, name, split, behind):
+    if behind:              # every part written, compressed and hashed on the writer thread
+        monkeypatch.setattr(outputs, "BEHIND_BYTES", 1)
     out = {fmt: {"path": str(tmp_path / "stream" / name), "split_files": split}}
     p = Pipeline(name="stream", sources=[{"parquet": {"path": str(rows), "name": "rows"}}],
                  steps=[{"split": {"stratify": None}}],
@@ -170,3 +174,32 @@ def test_hf_dataset_streams_the_same_dataset(rows, tmp_path, monkeypatch, split)
     want = {k: {**v, "files": [x.replace("/whole/", "/stream/") for x in v["files"]]}
             for k, v in sink.stats.get("splits", {}).items()}
     assert rep.extra.get("splits", {}) == want and rep.rows_in == 1300
+
+
+@pytest.mark.parametrize("behind", [False, True], ids=["inline", "thread"])
+def test_failed_part_write_leaves_the_old_file(rows, tmp_path, monkeypatch, behind):
+    """A write that fails on a later part (here: the disk fills on the third) raises one error
+    naming the target, wherever the part was written, and the previous file stays whole."""
+    from curate.errors import CurateError
+    target = tmp_path / "stream" / "out.jsonl"
+    target.parent.mkdir()
+    target.write_text('{"text": "previous"}\n')
+    if behind:
+        monkeypatch.setattr(outputs, "BEHIND_BYTES", 1)
+    calls = []
+    real = outputs._Sha256Writer.write
+
+    def write(self, data):
+        calls.append(len(data))
+        if len(calls) == 3:
+            raise OSError(28, "No space left on device")
+        return real(self, data)
+    monkeypatch.setattr(outputs._Sha256Writer, "write", write)
+    p = Pipeline(name="fail", sources=[{"parquet": {"path": str(rows), "name": "rows"}}],
+                 outputs=[{"jsonl": {"path": str(target)}}], workdir=str(tmp_path / "w"),
+                 out_dir=str(tmp_path / "o"), batch_size=200)
+    with pytest.raises(CurateError) as e:
+        p.run()
+    assert str(target) in str(e.value) and "disk full" in str(e.value) and len(calls) == 3
+    assert target.read_text() == '{"text": "previous"}\n'
+    assert sorted(f.name for f in target.parent.iterdir()) == ["out.jsonl"]

@@ -142,7 +142,11 @@ def test_normalisation_fast_path_equals_expression(form):
     from curate.steps.dedup._text import _check_stable
     _check_stable()              # every character the NFC/NFKC fast path skips is stable under both
     s = pl.Series(["Ｆｕｌｌ  Width\tTEXT", "plain ascii  Text ", None, "Café  ﬁne\u00a0x", "", "ＡＢＣ",
-                   "“quoted” — naïve\n\nline", "e\u0301 combining", "Å\u030a ring", "x\n y", " \u2003lead"])
+                   "“quoted” — naïve\n\nline", "e\u0301 combining", "Å\u030a ring", "x\n y", " \u2003lead",
+                   # ASCII rows with each whitespace the literal scans look for; rows that turn
+                   # ASCII (Kelvin sign, NBSP under NFKC) or hold only a Unicode space
+                   "cr\r\nlf", "vt\x0bff\x0cend", "tab\tonly", "one  two", "trail \n", "\u212aelvin  x",
+                   "nbsp\u00a0 only", "x\u3000y", "\x85nel", "a\u200ab", "ls\u2028ps\u2029", "İstanbul"])
     for norm in (Normalize(unicode=form), Normalize(unicode=form, lowercase=False, strip_punctuation=True),
                  Normalize(unicode=form, collapse_whitespace=False)):
         ref = s.to_frame("t").select(normalized(pl.col("t"), norm))["t"]

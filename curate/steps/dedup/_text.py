@@ -94,19 +94,36 @@ def normalize_series(s: pl.Series, norm: Normalize) -> pl.Series:
     such as Latin-1 letters and curly quotes), the whitespace regex only on rows that still
     have a run of spaces or a whitespace character other than space after newlines became spaces."""
     s = s.cast(pl.String)
+    # rows with a character outside ASCII (a byte count above the character count): only they
+    # can need a normal form or hold a Unicode space, so the slow regexes look at them alone
+    wide = s.str.len_bytes() != s.str.len_chars()
     if norm.unicode:
-        if norm.unicode in ("NFC", "NFKC"):
-            needs = s.str.contains(_NEEDS_NFC)
-        else:
-            needs = s.str.len_bytes() != s.str.len_chars()
+        needs = _contains(s, wide, _NEEDS_NFC) if norm.unicode in ("NFC", "NFKC") else wide
         s = _rows(s, needs, lambda x: x.str.normalize(norm.unicode))
     rest = norm.model_copy(update={"unicode": None, "collapse_whitespace": False})
     s = s.to_frame("t").select(normalized(pl.col("t"), rest)).to_series()
     if norm.collapse_whitespace:
         s = s.str.replace_all("\n", " ", literal=True)
-        s = _rows(s, s.str.contains(_WS_RUN), lambda x: x.str.replace_all(_WS_RUN, " "))
+        # an ASCII row (it stays ASCII through the normal form and lowercasing) holds a run of
+        # whitespace only with two spaces in a row or a tab, CR, VT or FF: literal scans
+        runs = s.str.contains("  ", literal=True)
+        for ch in "\t\r\x0b\x0c":
+            runs = runs | s.str.contains(ch, literal=True)
+        runs = runs | _contains(s, wide, _WS_RUN)
+        s = _rows(s, runs, lambda x: x.str.replace_all(_WS_RUN, " "))
         s = s.str.strip_chars()
     return s
+
+
+def _contains(s: pl.Series, mask: pl.Series, pattern: str) -> pl.Series:
+    """``s.str.contains(pattern)`` where ``mask`` holds, False elsewhere (the regex runs on the
+    masked rows only)."""
+    mask = mask.fill_null(False)
+    out = pl.repeat(False, len(s), dtype=pl.Boolean, eager=True).alias(s.name)
+    if not mask.any():
+        return out
+    idx = mask.arg_true()
+    return out.scatter(idx, s.gather(idx).str.contains(pattern).fill_null(False))
 
 
 def normalizer(norm: Normalize):

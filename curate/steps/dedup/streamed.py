@@ -324,14 +324,15 @@ class StreamedDedup:
             ok = est >= near.threshold - OPH_MARGIN
             left, right = left[ok], right[ok]
         ncand = len(left)
-        sim = reader.scores(left, right, "jaccard" if near.verify == "jaccard" else "signature")
+        how = "jaccard" if near.verify == "jaccard" else "signature"
+        sim = reader.scores(left, right, how)
         if near.verify != "none":
             ok = sim >= near.threshold - 1e-12
-            left, right = left[ok], right[ok]
+            left, right, sim = left[ok], right[ok], sim[ok]
         nodes = np.union1d(left, right)
         comp = connected_components(len(nodes), np.searchsorted(nodes, left), np.searchsorted(nodes, right))
         rej, keeper, size = self._cluster(nodes, comp)      # rows among the reader's (candidates)
-        sim = reader.scores(rej, keeper, "jaccard" if near.verify == "jaccard" else "signature")
+        sim = _pair_scores(left, right, sim, rej, keeper, lambda a, b: reader.scores(a, b, how))
         st = {"duplicates": int(len(rej)), "clusters": int(np.unique(comp).size),
               "candidate_pairs": int(ncand), "verified_pairs": int(len(left)),
               "bands": self.bands, "rows": self.rows, "backend": "oph", "verify": near.verify}
@@ -513,6 +514,27 @@ def _ordered_map(fn, items, workers: int):
         finally:
             for f in pending:
                 f.cancel()
+
+
+def _pair_scores(left: np.ndarray, right: np.ndarray, sim: np.ndarray, a: np.ndarray, b: np.ndarray,
+                 score) -> np.ndarray:
+    """Scores of the pairs ``(a, b)``: looked up among the scored pairs ``(left, right) → sim``
+    (a rejected row and its keeper are most often a verified pair), ``score(a', b')`` for the rest."""
+    out = np.empty(len(a), dtype=np.float64)
+    if not len(a):
+        return out
+    n = np.uint64(max(int(left.max(initial=0)), int(right.max(initial=0)), int(a.max()), int(b.max())) + 1)
+    known = np.minimum(left, right).astype(np.uint64) * n + np.maximum(left, right).astype(np.uint64)
+    order = np.argsort(known)
+    known = known[order]
+    want = np.minimum(a, b).astype(np.uint64) * n + np.maximum(a, b).astype(np.uint64)
+    at = np.minimum(np.searchsorted(known, want), max(len(known) - 1, 0))
+    hit = (known[at] == want) if len(known) else np.zeros(len(a), dtype=bool)
+    out[hit] = sim[order[at[hit]]]
+    miss = np.flatnonzero(~hit)
+    if len(miss):
+        out[miss] = score(a[miss], b[miss])
+    return out
 
 
 def _agree(sig: np.ndarray, ia: np.ndarray, ib: np.ndarray, sig_b: np.ndarray | None = None) -> np.ndarray:

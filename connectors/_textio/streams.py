@@ -87,6 +87,34 @@ class Chain(io.RawIOBase):
         return len(data)
 
 
+class _Plain(io.RawIOBase):
+    """An uncompressed stream: ``head`` (the sniffed bytes), then ``tail`` read straight through,
+    each read one call on ``tail`` with no copy in between (a BufferedReader over a raw wrapper
+    copies every chunk twice more)."""
+
+    def __init__(self, head: bytes, tail: BinaryIO) -> None:
+        self.head, self.tail = head, tail
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, n: int | None = -1) -> bytes:
+        if n is None or n < 0:
+            out, self.head = self.head + self.tail.read(), b""
+            return out
+        if self.head:
+            out, self.head = self.head[:n], self.head[n:]
+            return out
+        return self.tail.read(n)
+
+    read1 = read
+
+    def readinto(self, b: Any) -> int:
+        data = self.read(len(b))
+        b[:len(data)] = data
+        return len(data)
+
+
 def read_exactly(stream: BinaryIO, n: int) -> bytes:
     """Up to ``n`` bytes, however short the stream's reads are (fewer only at the end)."""
     parts, size = [], 0
@@ -153,7 +181,6 @@ def open_stream(fileobj: BinaryIO, locator: str, max_ratio: float | None = None)
     ``bad_compression`` :class:`ReadProblem` naming both."""
     counted = _Counted(fileobj)
     head = read_exactly(counted, 10)                 # type: ignore[arg-type]
-    raw: BinaryIO = io.BufferedReader(Chain(head, counted), buffer_size=1 << 16)  # type: ignore[arg-type]
     kind, named = sniff(head), compression_named(locator)
     if named and kind is None:
         what = "empty" if not head else f"starts with {head!r}"
@@ -161,7 +188,8 @@ def open_stream(fileobj: BinaryIO, locator: str, max_ratio: float | None = None)
                           f"the name says {named} but the content is not {named}-compressed ({what}); "
                           "rename the file or compress it")
     if kind is None:
-        return raw, None
+        return _Plain(head, fileobj), None            # type: ignore[return-value]
+    raw: BinaryIO = io.BufferedReader(Chain(head, counted), buffer_size=1 << 16)  # type: ignore[arg-type]
     inner = _decompressor(kind, raw, locator)
     return io.BufferedReader(Decompressed(inner, counted, kind, locator, max_ratio),  # type: ignore[arg-type]
                              buffer_size=1 << 20), kind

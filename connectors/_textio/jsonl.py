@@ -62,7 +62,7 @@ class _Reader:
         self.rows: list[dict[str, Any]] = []
         self.lines: list[int] = []
         self.rej = Rejects()
-        self.pend: list[tuple[int, bytes, int, bool]] = []
+        self.pend: list[tuple[int, memoryview, int, bool]] = []
         self.pend_n = 0
         self.done = False
 
@@ -90,6 +90,7 @@ class _Reader:
         parse does not give what the per-line path would) read line by line, and the number of
         the first line not yet read is returned."""
         n = len(starts)
+        data = memoryview(data)          # pieces are views: the batch's join is the one copy
         while at < n:
             room, lo = self.batch_rows - self.pend_n, int(starts[at])
             if n - at < room:
@@ -114,7 +115,7 @@ class _Reader:
         """Read the queued plain lines line by line (a batch that cannot take the fast path)."""
         pend, self.pend, self.pend_n = self.pend, [], 0
         for first, data, _, ends in pend:
-            yield from self.slow_lines(_split_keep(data.decode("utf-8"), "\n"), first, {})
+            yield from self.slow_lines(_split_keep(str(data, "utf-8"), "\n"), first, {})
             if ends:
                 yield from self.block_end(None)
 
